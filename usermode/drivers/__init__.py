@@ -1,0 +1,1 @@
+"""Devices: consoles, block devices, network, mconsole."""

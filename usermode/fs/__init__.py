@@ -1,0 +1,1 @@
+"""Filesystems: the VFS and everything mounted in it."""

@@ -1,0 +1,311 @@
+"""The ptrace platform: run guest tasks until they need the kernel (gVisor's Platform).
+
+A guest task is a host thread under PTRACE_SEIZE with our seccomp filter. The kernel asks
+for stops with `wait_stops()` and gets `(host_tid, Stop)` pairs; it answers with `resume`,
+`skip_syscall` (return a value without running the call) or `run_syscall`.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import signal
+import struct
+from dataclasses import dataclass
+
+from usermode.host import ptrace as pt
+from usermode.host import seccomp
+from usermode.host.stub import STUB_AFTER_SYSCALL, STUB_SYSCALL
+
+# Stop kinds
+SYSCALL, EXITED, SIGNALED, SIGNAL, EXEC, NEWTASK, GROUP_STOP, SYSCALL_EXIT, EVENT = range(9)
+
+
+@dataclass(slots=True)
+class Stop:
+    kind: int
+    value: int = 0       # signal number, exit status, or the new task's host tid
+    event: int = 0
+
+
+def decode(status: int) -> Stop:
+    if os.WIFEXITED(status):
+        return Stop(EXITED, os.WEXITSTATUS(status))
+    if os.WIFSIGNALED(status):
+        return Stop(SIGNALED, os.WTERMSIG(status))
+    sig = (status >> 8) & 0xFF
+    event = (status >> 16) & 0xFFFF
+    if event == pt.EVENT_SECCOMP:
+        return Stop(SYSCALL)
+    if event == pt.EVENT_EXEC:
+        return Stop(EXEC)
+    if event in (pt.EVENT_FORK, pt.EVENT_VFORK, pt.EVENT_CLONE):
+        return Stop(NEWTASK, event=event)
+    if event == pt.EVENT_STOP:
+        return Stop(GROUP_STOP, sig)
+    if event:
+        return Stop(EVENT, sig, event)
+    if sig == (signal.SIGTRAP | 0x80):
+        return Stop(SYSCALL_EXIT)
+    return Stop(SIGNAL, sig)
+
+
+def wait_any() -> tuple[int, int] | None:
+    """One pending stop of any tracee, without blocking."""
+    try:
+        pid, status = os.waitpid(-1, os.WNOHANG | pt.WALL)
+    except ChildProcessError:
+        return None
+    if pid == 0:
+        return None
+    return pid, status
+
+
+def wait_one(tid: int) -> int:
+    _, status = os.waitpid(tid, pt.WALL)
+    return status
+
+
+class TaskRegs:
+    """The saved registers of one stopped task, read once per stop."""
+
+    __slots__ = ("tid", "r", "dirty")
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+        self.r = pt.Regs()
+        self.dirty = False
+
+    def load(self) -> None:
+        pt.getregs(self.tid, self.r)
+        self.dirty = False
+
+    def store(self) -> None:
+        pt.setregs(self.tid, self.r)
+        self.dirty = False
+
+
+def spawn_root(stub_path: str, filter_program: bytes) -> int:
+    """Fork the first guest task: seized, filtered, and exec'ing the stub.
+
+    Returns its host pid; the kernel then sees its syscall stop for the execve of the stub,
+    and a PTRACE_EVENT_EXEC stop, after which the guest program is loaded.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(w)
+            os.read(r, 1)            # wait until the kernel has seized us
+            os.setsid()
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            os.chdir("/")
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)        # PR_SET_PDEATHSIG
+            for s in range(1, signal.NSIG):
+                try:
+                    signal.signal(s, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            os.closerange(0, 65536)
+            seccomp.install(filter_program)
+            os.execve(stub_path, [stub_path], {})
+        finally:
+            os._exit(127)
+    os.close(r)
+    pt.seize(pid)
+    os.write(w, b"x")
+    os.close(w)
+    return pid
+
+
+class Memory:
+    """Access to one guest address space through /proc/<tid>/mem (writes even read-only pages)."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, tid: int) -> None:
+        self.fd = os.open(f"/proc/{tid}/mem", os.O_RDWR | os.O_CLOEXEC)
+
+    def read(self, addr: int, n: int) -> bytes | None:
+        try:
+            data = os.pread(self.fd, n, addr)
+        except (OSError, OverflowError):
+            return None
+        return data if len(data) == n else None
+
+    def read_upto(self, addr: int, n: int) -> bytes:
+        """As many bytes as are readable from addr, up to n (for C strings)."""
+        try:
+            return os.pread(self.fd, n, addr)
+        except (OSError, OverflowError):
+            if n > 4096:
+                first = 4096 - (addr & 4095)
+                head = self.read_upto(addr, first)
+                if len(head) < first:
+                    return head
+                return head + self.read_upto(addr + first, n - first)
+            return b""
+
+    def write(self, addr: int, data: bytes) -> bool:
+        try:
+            return os.pwrite(self.fd, data, addr) == len(data)
+        except (OSError, OverflowError):
+            return False
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def resume(tid: int, sig: int = 0) -> None:
+    pt.cont(tid, sig)
+
+
+def resume_to_syscall_exit(tid: int) -> None:
+    pt.syscall(tid, 0)
+
+
+def interrupt(tid: int) -> None:
+    pt.interrupt(tid)
+
+
+def host_kill(tid: int, sig: int, thread: bool) -> None:
+    """Send a real host signal to a guest task (the host kernel then runs the guest's handler)."""
+    try:
+        if thread:
+            _tgkill(tid, sig)
+        else:
+            os.kill(tid, sig)
+    except ProcessLookupError:
+        pass
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _tgkill(tid: int, sig: int) -> None:
+    tgid = _tgid_of(tid)
+    _libc.syscall(234, tgid, tid, sig)
+
+
+def _tgid_of(tid: int) -> int:
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return tid
+
+
+def signal_state(tid: int) -> tuple[int, int, int, int]:
+    """(pending, blocked, ignored, caught) signal masks of a host task, from /proc."""
+    vals = {b"SigPnd:": 0, b"ShdPnd:": 0, b"SigBlk:": 0, b"SigIgn:": 0, b"SigCgt:": 0}
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                k = line[:7]
+                if k in vals:
+                    vals[k] = int(line.split()[1], 16)
+    except OSError:
+        pass
+    return (vals[b"SigPnd:"] | vals[b"ShdPnd:"], vals[b"SigBlk:"], vals[b"SigIgn:"],
+            vals[b"SigCgt:"])
+
+
+def host_auxv(tid: int) -> dict[int, int]:
+    """The auxiliary vector the host gave a freshly exec'd stub (vDSO address, HWCAP)."""
+    try:
+        with open(f"/proc/{tid}/auxv", "rb") as f:
+            data = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for i in range(0, len(data) - 15, 16):
+        k, v = struct.unpack_from("<QQ", data, i)
+        if k == 0:
+            break
+        out[k] = v
+    return out
+
+
+def host_rss_kb(tid: int) -> int:
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Injector:
+    """Runs system calls inside a stopped guest task, through the stub's `syscall; int3`.
+
+    Precondition: the task is in a ptrace stop and its registers are saved in `saved`.
+    Each injected call resumes the task at the stub; the call passes through the seccomp
+    filter (a traced call gives one extra stop that we let through), then int3 stops it.
+    Signals that arrive meanwhile are returned to the caller to redeliver.
+    """
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+        self.regs = pt.Regs()
+        self.deferred_signals: list[int] = []
+
+    def leave_syscall(self) -> None:
+        """From a stop inside a syscall (the exec event), run to its exit stop, so that the
+        return value the host writes cannot overwrite the registers we set next."""
+        pt.syscall(self.tid, 0)
+        while True:
+            st = decode(wait_one(self.tid))
+            if st.kind == SYSCALL_EXIT:
+                return
+            if st.kind == SIGNAL:
+                self.deferred_signals.append(st.value)
+                pt.syscall(self.tid, 0)
+                continue
+            if st.kind in (EXITED, SIGNALED):
+                raise InjectError("task ended during exec")
+            pt.syscall(self.tid, 0)
+
+    def call(self, nr: int, *args: int) -> int:
+        r = self.regs
+        tid = self.tid
+        pt.getregs(tid, r)
+        r[pt.RAX] = nr
+        r[pt.ORIG_RAX] = 0xFFFFFFFFFFFFFFFF
+        for reg, val in zip((pt.RDI, pt.RSI, pt.RDX, pt.R10, pt.R8, pt.R9), args):
+            r[reg] = val & 0xFFFFFFFFFFFFFFFF
+        r[pt.RIP] = STUB_SYSCALL
+        pt.setregs(tid, r)
+        pt.cont(tid, 0)
+        while True:
+            status = wait_one(tid)
+            st = decode(status)
+            if st.kind == SYSCALL:
+                pt.cont(tid, 0)          # our own call, traced by the filter: let it run
+                continue
+            if st.kind == SIGNAL and st.value == signal.SIGTRAP:
+                pt.getregs(tid, r)
+                if r[pt.RIP] == STUB_AFTER_SYSCALL + 1:
+                    res = r[pt.RAX]
+                    return res - (1 << 64) if res >= (1 << 63) else res
+                raise InjectError(f"unexpected SIGTRAP at {r[pt.RIP]:#x}")
+            if st.kind == SIGNAL:
+                self.deferred_signals.append(st.value)
+                pt.cont(tid, 0)
+                continue
+            if st.kind == GROUP_STOP:
+                pt.cont(tid, 0)
+                continue
+            raise InjectError(f"task {tid} ended during an injected syscall ({st})")
+
+
+class InjectError(Exception):
+    pass

@@ -1,0 +1,233 @@
+"""ELF parsing for exec (pyelftools reads the headers) and the load into a fresh address space."""
+from __future__ import annotations
+
+import errno
+import io
+import os
+import struct
+from dataclasses import dataclass, field
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from usermode.kernel.errors import Errno
+from usermode.kernel.mm import PAGE, Mapping, page_down, page_up
+
+PT_LOAD, PT_INTERP, PT_PHDR = 1, 3, 6
+PF_X, PF_W, PF_R = 1, 2, 4
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
+NR_MMAP = 9
+PIE_BASE = 0x555555554000
+STACK_SIZE = 8 << 20
+
+
+@dataclass(slots=True)
+class Segment:
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+    flags: int
+
+    @property
+    def prot(self) -> int:
+        return ((PROT_READ if self.flags & PF_R else 0) | (PROT_WRITE if self.flags & PF_W else 0)
+                | (PROT_EXEC if self.flags & PF_X else 0))
+
+
+@dataclass(slots=True)
+class Image:
+    path: str
+    data: bytes
+    pie: bool
+    entry: int
+    phoff: int
+    phnum: int
+    segments: list[Segment]
+    phdr_vaddr: int | None
+    interp: str | None
+
+
+def parse(path: str, data: bytes) -> Image:
+    """Check and parse an x86-64 ELF executable; ENOEXEC for anything else, like Linux."""
+    if data[:4] != b"\x7fELF" or len(data) < 64:
+        raise Errno(errno.ENOEXEC)
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        if elf.elfclass != 64 or not elf.little_endian or elf["e_machine"] != "EM_X86_64":
+            raise Errno(errno.ENOEXEC)
+        etype = elf["e_type"]
+        if etype not in ("ET_EXEC", "ET_DYN"):
+            raise Errno(errno.ENOEXEC)
+        segs: list[Segment] = []
+        interp = None
+        phdr = None
+        for seg in elf.iter_segments():
+            h = seg.header
+            if h.p_type == "PT_LOAD":
+                if h.p_filesz > h.p_memsz or h.p_offset + h.p_filesz > len(data):
+                    raise Errno(errno.EINVAL)
+                if h.p_memsz:
+                    segs.append(Segment(h.p_offset, h.p_vaddr, h.p_filesz, h.p_memsz, h.p_flags))
+            elif h.p_type == "PT_INTERP":
+                interp = data[h.p_offset:h.p_offset + h.p_filesz].split(b"\0")[0].decode(
+                    "utf-8", "surrogateescape")
+            elif h.p_type == "PT_PHDR":
+                phdr = h.p_vaddr
+        if not segs:
+            raise Errno(errno.ENOEXEC)
+        return Image(path, data, etype == "ET_DYN", elf["e_entry"], elf["e_phoff"],
+                     elf["e_phnum"], segs, phdr, interp)
+    except (ELFError, struct.error, ValueError, IndexError):
+        raise Errno(errno.ENOEXEC) from None
+
+
+@dataclass(slots=True)
+class ExecPlan:
+    """Everything exec needs after the point of no return, prepared before it."""
+    filename: bytes                 # as the guest named it (AT_EXECFN)
+    argv: list[bytes]
+    envp: list[bytes]
+    main: Image
+    interp: Image | None = None
+    uid: int = 0
+    euid: int = 0
+    gid: int = 0
+    egid: int = 0
+    mappings: list[Mapping] = field(default_factory=list)
+
+
+def load_image(inj, img: Image, base_hint: int | None, mappings: list[Mapping]) -> int:
+    """Map one image with injected mmaps (each with its final protection) and write its
+    contents through /proc/<pid>/mem, which writes read-only pages; returns the load bias."""
+    lo = page_down(min(s.vaddr for s in img.segments))
+    hi = page_up(max(s.vaddr + s.memsz for s in img.segments))
+    first = img.segments[0]
+    if img.pie:
+        want = base_hint if base_hint is not None else 0
+        flags = MAP_PRIVATE | MAP_ANONYMOUS | (MAP_FIXED if want else 0)
+        addr = inj.call(NR_MMAP, want, hi - lo, first.prot, flags, -1, 0)
+        if addr < 0:
+            raise Errno(-addr)
+        bias = addr - lo
+    else:
+        bias = 0
+        addr = inj.call(NR_MMAP, lo, hi - lo, first.prot,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        if addr < 0:
+            raise Errno(-addr)
+    prev_end = 0
+    for i, s in enumerate(img.segments):
+        start = page_down(s.vaddr)
+        end = page_up(s.vaddr + s.memsz)
+        if i:
+            r = inj.call(NR_MMAP, bias + start, end - start, s.prot,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+            if r < 0:
+                raise Errno(-r)
+        # Linux maps whole file pages, so bytes before vaddr in the first page come from
+        # the file too (that is how AT_PHDR points at the headers); keep that.
+        pre = s.vaddr - start if start >= prev_end and s.offset >= s.vaddr - start else 0
+        chunk = img.data[s.offset - pre:s.offset + s.filesz]
+        if chunk and not inj.write(bias + s.vaddr - pre, chunk):
+            raise Errno(errno.EFAULT)
+        mappings.append(Mapping(bias + start, bias + end, s.prot, img.path, s.offset - pre))
+        prev_end = end
+    return bias
+
+
+def phdr_address(img: Image, bias: int) -> int:
+    if img.phdr_vaddr is not None:
+        return bias + img.phdr_vaddr
+    for s in img.segments:
+        if s.offset <= img.phoff < s.offset + s.filesz:
+            return bias + s.vaddr + img.phoff - s.offset
+    return 0
+
+
+AT = dict(NULL=0, PHDR=3, PHENT=4, PHNUM=5, PAGESZ=6, BASE=7, FLAGS=8, ENTRY=9, UID=11,
+          EUID=12, GID=13, EGID=14, PLATFORM=15, HWCAP=16, CLKTCK=17, SECURE=23, RANDOM=25,
+          HWCAP2=26, EXECFN=31, SYSINFO_EHDR=33, MINSIGSTKSZ=51)
+
+
+def build_stack(top: int, plan: ExecPlan, auxv: list[tuple[int, int]]) -> tuple[int, bytes, int, int, int, int]:
+    """The initial stack Linux builds: argc, argv, envp, auxv, then the strings.
+
+    Returns (sp, blob, arg_start, arg_end, env_start, env_end); blob is written at sp.
+    `auxv` entries pointing at AT_RANDOM/AT_EXECFN/AT_PLATFORM are filled in here.
+    """
+    execfn = plan.filename + b"\0"
+    strings = b"".join(a + b"\0" for a in plan.argv)
+    envs = b"".join(e + b"\0" for e in plan.envp)
+    execfn_at = top - 8 - len(execfn)
+    env_start = execfn_at - len(envs)
+    arg_start = env_start - len(strings)
+    platform = b"x86_64\0"
+    platform_at = arg_start - len(platform)
+    random_at = (platform_at - 16) & ~15
+    rnd = os.urandom(16)
+    aux = [(k, v) for k, v in auxv]
+    aux += [(AT["RANDOM"], random_at), (AT["EXECFN"], execfn_at),
+            (AT["PLATFORM"], platform_at), (AT["NULL"], 0)]
+    nptrs = 1 + len(plan.argv) + 1 + len(plan.envp) + 1 + 2 * len(aux)
+    sp = (random_at - 8 * nptrs) & ~15
+    ptrs = [len(plan.argv)]
+    p = arg_start
+    for a in plan.argv:
+        ptrs.append(p)
+        p += len(a) + 1
+    ptrs.append(0)
+    p = env_start
+    for e in plan.envp:
+        ptrs.append(p)
+        p += len(e) + 1
+    ptrs.append(0)
+    for k, v in aux:
+        ptrs += [k, v]
+    head = struct.pack(f"<{len(ptrs)}Q", *ptrs)
+    blob = bytearray(top - sp)
+    blob[0:len(head)] = head
+    blob[random_at - sp:random_at - sp + 16] = rnd
+    blob[platform_at - sp:platform_at - sp + len(platform)] = platform
+    blob[arg_start - sp:arg_start - sp + len(strings)] = strings
+    blob[env_start - sp:env_start - sp + len(envs)] = envs
+    blob[execfn_at - sp:execfn_at - sp + len(execfn)] = execfn
+    return sp, bytes(blob), arg_start, env_start, env_start, execfn_at
+
+
+def load(inj, plan: ExecPlan, host_aux: dict[int, int]) -> tuple[int, int, int, list[Mapping]]:
+    """Load plan into the fresh stub address space. Returns (entry, sp, brk, mappings)."""
+    maps: list[Mapping] = []
+    main = plan.main
+    bias = load_image(inj, main, PIE_BASE - page_down(main.segments[0].vaddr) if main.pie else None,
+                      maps)
+    end = max(bias + s.vaddr + s.memsz for s in main.segments)
+    entry = bias + main.entry
+    base = 0
+    if plan.interp is not None:
+        ibias = load_image(inj, plan.interp, None, maps)
+        base = ibias + page_down(min(s.vaddr for s in plan.interp.segments))
+        start = ibias + plan.interp.entry
+    else:
+        start = entry
+    stack = inj.call(NR_MMAP, 0, STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | 0x20000, -1, 0)
+    if stack < 0:
+        raise Errno(-stack)
+    top = stack + STACK_SIZE
+    maps.append(Mapping(stack, top, PROT_READ | PROT_WRITE, "[stack]"))
+    auxv = [(AT["SYSINFO_EHDR"], host_aux.get(33, 0))] if host_aux.get(33) else []
+    auxv += [(AT["MINSIGSTKSZ"], host_aux.get(51, 2048)),
+             (AT["HWCAP"], host_aux.get(16, 0)), (AT["PAGESZ"], PAGE), (AT["CLKTCK"], 100),
+             (AT["PHDR"], phdr_address(main, bias)), (AT["PHENT"], 56),
+             (AT["PHNUM"], main.phnum), (AT["BASE"], base), (AT["FLAGS"], 0),
+             (AT["ENTRY"], entry), (AT["UID"], plan.uid), (AT["EUID"], plan.euid),
+             (AT["GID"], plan.gid), (AT["EGID"], plan.egid),
+             (AT["SECURE"], int(plan.uid != plan.euid or plan.gid != plan.egid)),
+             (AT["HWCAP2"], host_aux.get(26, 0))]
+    sp, blob, a0, a1, e0, e1 = build_stack(top, plan, auxv)
+    if not inj.write(sp, blob):
+        raise Errno(errno.EFAULT)
+    plan.mappings = maps
+    return start, sp, page_up(end), maps

@@ -1,0 +1,1 @@
+"""Syscall handlers, one module per family, combined in table.py."""

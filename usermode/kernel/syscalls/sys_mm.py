@@ -1,0 +1,102 @@
+"""Memory syscalls the filter traps: brk and file-backed mmap (anonymous mmap, munmap,
+mprotect, mremap and madvise run natively on the guest's own address space)."""
+from __future__ import annotations
+
+import errno
+
+from usermode.host import ptrace as pt
+from usermode.kernel.errors import Errno, s32
+from usermode.kernel.mm import PAGE, Mapping, page_up
+from usermode.kernel.syscalls.table import NATIVE
+from usermode.kernel.task import Task
+
+NR_MMAP, NR_MUNMAP = 9, 11
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE = 0x01, 0x02, 0x03
+MAP_FIXED, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE = 0x10, 0x20, 0x100000
+MAP_TYPE = 0x0F
+MAX_FILE_MAP = 1 << 30
+
+
+def sys_brk(t: Task, addr: int) -> int:
+    """brk(2): the heap after the program's bss, grown and shrunk with native mmap/munmap."""
+    mm = t.mm
+    if addr < mm.brk_start or addr >= (1 << 47):
+        return mm.brk
+    old_end, new_end = page_up(mm.brk), page_up(addr)
+    if new_end == old_end:
+        mm.brk = addr
+        return addr
+    r = t.regs.r
+    if new_end > old_end:
+        limit = t.process.rlimits.get(2, ((1 << 64) - 1,))[0]          # RLIMIT_DATA
+        if addr - mm.brk_start > limit:
+            return mm.brk
+        r[pt.ORIG_RAX] = NR_MMAP
+        r[pt.RDI], r[pt.RSI] = old_end, new_end - old_end
+        r[pt.RDX] = PROT_READ | PROT_WRITE
+        r[pt.R10] = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE
+        r[pt.R8], r[pt.R9] = (1 << 64) - 1, 0
+    else:
+        r[pt.ORIG_RAX] = NR_MUNMAP
+        r[pt.RDI], r[pt.RSI] = new_end, old_end - new_end
+    t.regs.dirty = True
+
+    def done(t: Task, res: int, addr: int = addr, grow: bool = new_end > old_end) -> int:
+        if (grow and res == old_end) or (not grow and res == 0):
+            t.mm.brk = addr
+        return t.mm.brk
+    t.after_native = done
+    return NATIVE
+
+
+def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, off: int) -> int:
+    """mmap(2) of a file: an anonymous private mapping filled with the file's bytes.
+
+    Private file mappings (what ld.so makes) behave as on Linux except that later writes to
+    the file are not seen through the mapping; shared writable file mappings are refused.
+    """
+    flags = s32(flags) & 0xFFFFFFFF
+    fd = s32(fd)
+    if length == 0 or off & (PAGE - 1) or length > (1 << 47):
+        raise Errno(errno.EINVAL)
+    kind = flags & MAP_TYPE
+    if kind not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
+        raise Errno(errno.EINVAL)
+    f = t.files.get(fd)
+    if not f.readable:
+        raise Errno(errno.EACCES)
+    if kind != MAP_PRIVATE and prot & PROT_WRITE:
+        if not f.writable:
+            raise Errno(errno.EACCES)
+        raise Errno(errno.ENODEV)
+    size = page_up(length)
+    data = b""
+    if size <= MAX_FILE_MAP:
+        try:
+            data = f.pread(t, size, off)
+        except Errno as e:
+            if e.errno != errno.ESPIPE:
+                raise
+            data = b""                 # character devices like /dev/zero: zero pages
+    r = t.regs.r
+    r[pt.R10] = (flags & ~MAP_TYPE) | MAP_PRIVATE | MAP_ANONYMOUS
+    r[pt.R8], r[pt.R9] = (1 << 64) - 1, 0
+    t.regs.dirty = True
+    name = getattr(f, "path", "") or ""
+
+    def done(t: Task, res: int, data: bytes = data) -> int:
+        if res < 0 or res >= (1 << 63):
+            return res
+        if data:
+            t.mm.mem.write(res, data[:length])
+        t.mm.mappings.append(Mapping(res, res + size, prot, name, off))
+        return res
+    t.after_native = done
+    return NATIVE
+
+
+SYSCALLS = [
+    ("brk", sys_brk, "supported", ""),
+    ("mmap", sys_mmap, "partial", "file mappings are private copies; shared writable ones ENODEV"),
+]

@@ -1,0 +1,142 @@
+"""One usermode instance: its kernel, filesystems, console and init (the embedding API).
+
+    from usermode import Machine
+    m = Machine(root="/srv/guest", init=["/bin/sh", "-c", "echo hi"])
+    status = m.run()          # init's exit status, like a shell reports it
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from usermode import __version__
+from usermode.kernel.errors import Errno
+
+DEFAULT_ENV = ["HOME=/", "TERM=linux",
+               "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+
+
+class BootError(Exception):
+    """A machine could not boot (bad image, missing init ...): one line for the user."""
+
+
+def parse_mem(text: str) -> int:
+    """`mem=` as UML takes it: a number with an optional K, M or G suffix."""
+    t = text.strip().upper()
+    mult = 1
+    if t and t[-1] in "KMG":
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}[t[-1]]
+        t = t[:-1]
+    if not t.isdigit() or int(t) == 0:
+        raise BootError(f"mem={text}: expected a size like 128M")
+    return int(t) * mult
+
+
+@dataclass
+class BootContext:
+    """What exec's checks need before init exists: its credentials and filesystem view."""
+    kernel: object
+    fs: object
+    creds: object
+    files: object = None
+
+
+@dataclass
+class Machine:
+    root: str = "/"
+    init: list[str] = field(default_factory=lambda: ["/sbin/init"])
+    env: list[str] = field(default_factory=lambda: list(DEFAULT_ENV))
+    cwd: str = "/"
+    mem: str = "128M"
+    stdin: int = 0
+    stdout: int = 1
+    quiet: bool = True
+    cmdline: str = ""
+    log: object = None            # callable(str) for kernel messages; default: stderr if not quiet
+    ncpus: int = 1
+
+    def _printk(self, msg: str) -> None:
+        if self.log is not None:
+            self.log(msg)
+        elif not self.quiet:
+            os.write(2, (msg + "\n").encode(errors="replace"))
+
+    def boot(self):
+        """Build the kernel and start init; returns the kernel (call .run() on it)."""
+        from usermode.drivers.console import Console, ConsoleFile
+        from usermode.fs.fdtable import FdTable
+        from usermode.fs.file import O_RDWR
+        from usermode.fs.hostfs import HostFS
+        from usermode.fs.vfs import VFS
+        from usermode.kernel.creds import Creds
+        from usermode.kernel.kernel import Kernel
+        from usermode.kernel.syscalls.sys_exec import prepare
+
+        mem = parse_mem(self.mem)
+        if not os.path.isdir(self.root):
+            raise BootError(f"root directory {self.root!r} does not exist")
+        k = Kernel(printk=self._printk)
+        k.mem_bytes = mem
+        k.ncpus = self.ncpus
+        k.printk(f"Linux version 6.1.0-usermode (usermode {__version__}) #1")
+        k.printk(f"Kernel command line: {self.cmdline}")
+        k.printk(f"Memory: {mem >> 10}K available")
+        vfs = VFS(HostFS(os.path.realpath(self.root)), source=self.root)
+        k.vfs = vfs
+        k.printk(f"VFS: Mounted root (hostfs filesystem) readwrite on {self.root}.")
+        self._mount_standard(vfs, k)
+        console = Console(k, self.stdin, self.stdout)
+        k.console = console
+        vfs.register_chrdev(5, 1, lambda t, flags: ConsoleFile(console, flags), "console")
+        vfs.register_chrdev(5, 0, lambda t, flags: ConsoleFile(console, flags), "tty")
+        vfs.register_chrdev(4, 0, lambda t, flags: ConsoleFile(console, flags), "tty0")
+        vfs.register_chrdev(4, 1, lambda t, flags: ConsoleFile(console, flags), "tty1")
+        files = FdTable()
+        con = ConsoleFile(console, O_RDWR)
+        for fd in (0, 1, 2):
+            files.install_at(fd, con)
+        fs = vfs.new_context()
+        creds = Creds()
+        boot = BootContext(k, fs, creds, files)
+        try:
+            if self.cwd != "/":
+                fs.cwd = vfs.lookup(boot, -100, self.cwd.encode())
+        except Errno as e:
+            raise BootError(f"cwd {self.cwd}: {os.strerror(e.errno)}") from None
+        argv = [a.encode() for a in self.init]
+        env = [e.encode() for e in self.env]
+        try:
+            plan = prepare(boot, -100, argv[0], argv, env)
+        except Errno as e:
+            raise BootError(f"cannot run init {self.init[0]}: {os.strerror(e.errno)}") from None
+        k.printk(f"Run {self.init[0]} as init process")
+        k.start_init(plan, files, fs, creds)
+        return k
+
+    def _mount_standard(self, vfs, k) -> None:
+        """devfs on /dev and procfs on /proc when the root has those directories."""
+        for path, fstype in (("/dev", "devtmpfs"), ("/proc", "proc"), ("/sys", "sysfs")):
+            if fstype not in vfs.fstypes:
+                continue
+            try:
+                target = vfs.lookup_kernel(path)
+            except Errno:
+                continue
+            try:
+                vfs.mount(vfs.fstypes[fstype](fstype.encode(), 0, b"", None), target)
+            except Errno:
+                continue
+
+    def run(self) -> int:
+        """Boot, run until init exits or the guest halts; returns a shell-style status."""
+        k = self.boot()
+        try:
+            status = k.run()
+        finally:
+            k.shutdown()
+        self.halt_reason = k.halt_reason
+        if k.halt_reason in ("halt", "poweroff", "reboot"):
+            return 0
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return os.WEXITSTATUS(status)
