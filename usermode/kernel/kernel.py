@@ -65,6 +65,7 @@ class Kernel:
         self.domainname = b"(none)"
         self.syscall_count = 0
         self.strace = False
+        self.current: Task | None = None         # the task whose syscall is being served
         self.reserved_pids: set[int] = set()
         self.start_monotonic = self.clock.monotonic()
         self.mem_bytes = 128 << 20
@@ -240,6 +241,7 @@ class Kernel:
                         + (f": {why}" if why else ""))
 
     def run_handler(self, t: Task, h, args: tuple[int, ...]) -> None:
+        self.current = t
         try:
             res = h(t, *args)
         except Errno as e:
