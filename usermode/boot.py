@@ -69,7 +69,7 @@ def boot_main(argv: list[str]) -> int:
         raise BootError(f"rootfstype={rootfstype}: only hostfs roots are supported so far")
     host_root = rootflags or (root if root and not root.startswith("/dev/") else None)
     if host_root is None:
-        from usermode.images import default_root
+        from usermode.tools.busybox_root import default_root
         host_root = default_root()
     m = Machine(root=host_root, init=[init or "/sbin/init"] + args, env=env, mem=mem,
                 quiet=quiet, cmdline=" ".join(argv))

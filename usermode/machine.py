@@ -63,9 +63,9 @@ class Machine:
 
     def boot(self):
         """Build the kernel and start init; returns the kernel (call .run() on it)."""
-        from usermode.drivers.console import Console, ConsoleFile
+        from usermode.drivers.console import Console
         from usermode.fs.fdtable import FdTable
-        from usermode.fs.file import O_RDWR
+        from usermode.fs.file import O_NOCTTY, O_RDWR
         from usermode.fs.hostfs import HostFS
         from usermode.fs.vfs import VFS
         from usermode.kernel.creds import Creds
@@ -87,12 +87,12 @@ class Machine:
         self._mount_standard(vfs, k)
         console = Console(k, self.stdin, self.stdout)
         k.console = console
-        vfs.register_chrdev(5, 1, lambda t, flags: ConsoleFile(console, flags), "console")
-        vfs.register_chrdev(5, 0, lambda t, flags: ConsoleFile(console, flags), "tty")
-        vfs.register_chrdev(4, 0, lambda t, flags: ConsoleFile(console, flags), "tty0")
-        vfs.register_chrdev(4, 1, lambda t, flags: ConsoleFile(console, flags), "tty1")
+        vfs.register_chrdev(5, 1, console.open, "console")
+        vfs.register_chrdev(5, 0, self._dev_tty, "tty")
+        vfs.register_chrdev(4, 0, console.open, "tty0")
+        vfs.register_chrdev(4, 1, console.open, "tty1")
         files = FdTable()
-        con = ConsoleFile(console, O_RDWR)
+        con = console.open(None, O_RDWR | O_NOCTTY)
         for fd in (0, 1, 2):
             files.install_at(fd, con)
         fs = vfs.new_context()
@@ -112,6 +112,19 @@ class Machine:
         k.printk(f"Run {self.init[0]} as init process")
         k.start_init(plan, files, fs, creds)
         return k
+
+    @staticmethod
+    def _dev_tty(t, flags: int):
+        """/dev/tty: the caller's controlling terminal (ENXIO without one)."""
+        from usermode.drivers.tty import TtyFile
+        ctty = t.process.ctty if t is not None else None
+        if ctty is None:
+            k = t.kernel if t is not None else None
+            console = getattr(k, "console", None)
+            if console is not None and console.tty is None:
+                return console.open(t, flags)
+            raise Errno(6)
+        return TtyFile(ctty, flags, "/dev/tty")
 
     def _mount_standard(self, vfs, k) -> None:
         """devfs on /dev and procfs on /proc when the root has those directories."""
@@ -134,6 +147,7 @@ class Machine:
             status = k.run()
         finally:
             k.shutdown()
+            k.console.restore()
         self.halt_reason = k.halt_reason
         if k.halt_reason in ("halt", "poweroff", "reboot"):
             return 0

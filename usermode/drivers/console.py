@@ -8,10 +8,10 @@ under `usermode run` matches the same program run natively with the same redirec
 from __future__ import annotations
 
 import errno
-import struct
 from typing import TYPE_CHECKING
 
-from usermode.fs.file import POLLHUP, POLLIN, POLLOUT, File
+from usermode.drivers.tty import Tty, TtyFile
+from usermode.fs.file import O_NOCTTY, POLLHUP, POLLIN, POLLOUT, File
 from usermode.host import events
 from usermode.kernel.errors import Block, Errno
 from usermode.kernel.wait import WaitQueue
@@ -19,13 +19,6 @@ from usermode.kernel.wait import WaitQueue
 if TYPE_CHECKING:
     from usermode.kernel.kernel import Kernel
     from usermode.kernel.task import Task
-
-TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
-TIOCGPGRP, TIOCSPGRP, TIOCGWINSZ, TIOCSWINSZ = 0x540F, 0x5410, 0x5413, 0x5414
-TIOCSCTTY, TIOCNOTTY, TIOCGSID, FIONREAD, TIOCNXCL, TIOCEXCL = 0x540E, 0x5422, 0x5429, 0x541B, 0x540D, 0x540C
-# a default cooked termios: ICRNL IXON | OPOST ONLCR | B38400 CS8 CREAD HUPCL | ISIG ICANON ECHO...
-DEFAULT_TERMIOS = struct.pack("<IIIIB19B", 0o2400 | 0o400, 0o5, 0o277, 0o105073, 0,
-                              3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0, 18, 15, 23, 22, 0, 0, 0)
 
 
 class Console:
@@ -39,9 +32,12 @@ class Console:
         self.eof = in_fd < 0
         self.waitq = WaitQueue()
         self.is_tty = in_fd >= 0 and events.isatty(in_fd) and events.isatty(out_fd)
-        self.termios = bytearray(DEFAULT_TERMIOS)
-        self.winsize = events.terminal_size(out_fd) if self.is_tty else (24, 80)
-        self.pgrp = 0
+        self.tty: Tty | None = None
+        self.saved_mode = None
+        if self.is_tty:
+            self.tty = Tty("console", self.write, kernel)
+            self.tty.rows, self.tty.cols = events.terminal_size(out_fd)
+            self.saved_mode = events.set_raw(in_fd)
         self.polled = False          # input can't be waited on (a regular file): read on demand
         if in_fd >= 0:
             try:
@@ -54,6 +50,11 @@ class Console:
         if not data:
             self.eof = True
             self.kernel.loop.remove_reader(fd)
+            if self.tty is not None:
+                self.tty.hangup()
+        if self.tty is not None:
+            self.tty.receive(data)
+            return
         self.input += data
         self.waitq.notify()
 
@@ -64,6 +65,20 @@ class Console:
                 self.input += data
             else:
                 self.eof = True
+
+    def open(self, t, flags: int) -> File:
+        if self.tty is not None:
+            f = TtyFile(self.tty, flags, "/dev/console")
+            if t is not None and hasattr(t, "process") and not flags & O_NOCTTY:
+                f.attach_ctty(t)
+            return f
+        return ConsoleFile(self, flags)
+
+    def restore(self) -> None:
+        """Give the host terminal back as we found it."""
+        if self.saved_mode is not None:
+            events.restore_mode(self.in_fd, self.saved_mode)
+            self.saved_mode = None
 
     def write(self, data: bytes) -> int:
         if self.out_fd < 0:
@@ -110,40 +125,3 @@ class ConsoleFile(File):
             mask |= POLLHUP
         return mask
 
-    def ioctl(self, t: "Task", cmd: int, arg: int) -> int:
-        c = self.console
-        if not c.is_tty:
-            raise Errno(errno.ENOTTY)
-        if cmd == TCGETS:
-            t.mm.copy_out(arg, bytes(c.termios))
-            return 0
-        if cmd in (TCSETS, TCSETSW, TCSETSF):
-            c.termios[:] = t.mm.copy_in(arg, len(c.termios))
-            if cmd == TCSETSF:
-                c.input.clear()
-            return 0
-        if cmd == TIOCGWINSZ:
-            t.mm.copy_out(arg, struct.pack("<HHHH", c.winsize[0], c.winsize[1], 0, 0))
-            return 0
-        if cmd == TIOCSWINSZ:
-            rows, cols, _, _ = struct.unpack("<HHHH", t.mm.copy_in(arg, 8))
-            c.winsize = (rows, cols)
-            return 0
-        if cmd == TIOCGPGRP:
-            t.mm.write_i32(arg, c.pgrp or t.process.pgid)
-            return 0
-        if cmd == TIOCSPGRP:
-            c.pgrp = t.mm.read_i32(arg)
-            return 0
-        if cmd == TIOCGSID:
-            t.mm.write_i32(arg, t.process.sid)
-            return 0
-        if cmd in (TIOCSCTTY, TIOCNOTTY, TIOCNXCL, TIOCEXCL):
-            return 0
-        if cmd == FIONREAD:
-            t.mm.write_i32(arg, len(c.input))
-            return 0
-        raise Errno(errno.EINVAL)
-
-    def stat(self):
-        return None

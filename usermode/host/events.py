@@ -118,3 +118,24 @@ def terminal_size(fd: int) -> tuple[int, int]:
         return s.lines, s.columns
     except OSError:
         return 24, 80
+
+
+def set_raw(fd: int):
+    """Put a host terminal in raw mode (the guest's tty layer does the editing); returns
+    the old mode for restore_mode()."""
+    import termios
+    import tty
+    try:
+        old = termios.tcgetattr(fd)
+        tty.setraw(fd, termios.TCSANOW)
+        return old
+    except termios.error:
+        return None
+
+
+def restore_mode(fd: int, mode) -> None:
+    import termios
+    try:
+        termios.tcsetattr(fd, termios.TCSADRAIN, mode)
+    except termios.error:
+        pass

@@ -386,6 +386,15 @@ class Kernel:
                     self.interrupt_parked(t, sig)
                     break
 
+    def signal_pgrp(self, pgid: int, sig: int) -> None:
+        for p in list(self.procs.values()):
+            if p.pgid == pgid and not p.zombie:
+                self.send_signal(p, sig)
+
+    def is_blocked(self, t: Task, sig: int) -> bool:
+        _, blocked, _, _ = hp.signal_state(t.host_tid)
+        return bool(blocked & (1 << (sig - 1)))
+
     def send_signal_to_task(self, t: Task, sig: int) -> None:
         self.send_signal(t.process, sig, t)
 
