@@ -40,6 +40,9 @@ class File:
 
     # set by the VFS on files opened by path: a usermode.fs.inode.Path
     vpath = None
+    # fcntl F_SETOWN / F_SETSIG (recorded for drivers that deliver SIGIO)
+    owner_pid = 0
+    owner_sig = 0
 
     # -- access mode helpers
     @property
@@ -84,6 +87,10 @@ class File:
         """A usermode.fs.stat.Stat. Files without an inode of their own look like Linux's
         anonymous inodes (mode 0600, no type); VFS-opened files report their inode."""
         return Stat(dev=ANON_DEV, ino=id(self) & 0xFFFFFFF, mode=0o600, nlink=1)
+
+    def poll_queues(self) -> list[WaitQueue]:
+        """The wait queues a poller of this file must sleep on (epoll adds its watches')."""
+        return [self.waitq]
 
     def setfl(self, flags: int) -> None:
         """fcntl(F_SETFL) / FIONBIO changed O_APPEND/O_NONBLOCK/O_ASYNC...: drivers that

@@ -20,23 +20,32 @@ if TYPE_CHECKING:
     from usermode.kernel.creds import Creds
 
 MAXSYMLINKS = 40
+# openat2 RESOLVE_* flags the walker honours
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
+RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_CACHED = 0x08, 0x10, 0x20
 
 
 class Walker:
     """One resolution: the symlink budget is shared by everything it follows."""
 
-    __slots__ = ("vfs", "creds", "root", "links")
+    __slots__ = ("vfs", "creds", "root", "links", "resolve")
 
-    def __init__(self, vfs: "VFS", creds: "Creds", root: Path) -> None:
+    def __init__(self, vfs: "VFS", creds: "Creds", root: Path, resolve: int = 0) -> None:
         self.vfs = vfs
         self.creds = creds
         self.root = root
         self.links = 0
+        self.resolve = resolve
 
     # -- single steps
     def dotdot(self, p: Path) -> Path:
         root = self.root
+        if self.resolve & RESOLVE_BENEATH and p.dentry is root.dentry and p.mount is root.mount:
+            raise Errno(errno.EXDEV)
+        start = p.mount
         while p.dentry is not root.dentry or p.mount is not root.mount:
+            if self.resolve & RESOLVE_NO_XDEV and p.mount is not start:
+                raise Errno(errno.EXDEV)
             if p.dentry is p.mount.root:
                 if p.mount.parent is None or p.mount.mountpoint is None:
                     return p
@@ -59,16 +68,21 @@ class Walker:
             return self.dotdot(p)
         if len(name) > NAME_MAX:
             raise Errno(errno.ENAMETOOLONG)
-        return self.vfs.cross_mounts(Path(p.mount, p.dentry.child(name)))
+        nxt = self.vfs.cross_mounts(Path(p.mount, p.dentry.child(name)))
+        if self.resolve & RESOLVE_NO_XDEV and nxt.mount is not p.mount:
+            raise Errno(errno.EXDEV)
+        return nxt
 
     def follow(self, dirp: Path, link: Path) -> Path:
         """Resolve the symlink `link` found in directory `dirp`."""
         self.links += 1
-        if self.links > MAXSYMLINKS:
+        if self.links > MAXSYMLINKS or self.resolve & RESOLVE_NO_SYMLINKS:
             raise Errno(errno.ELOOP)
         target = link.dentry.inode.readlink()
         if not target:
             raise Errno(errno.ENOENT)
+        if target[:1] == b"/" and self.resolve & RESOLVE_BENEATH:
+            raise Errno(errno.EXDEV)
         return self.walk(self.root if target[:1] == b"/" else dirp, target, True)
 
     # -- whole paths
@@ -88,6 +102,8 @@ class Walker:
         if not path:
             raise Errno(errno.ENOENT)
         if path[:1] == b"/":
+            if self.resolve & RESOLVE_BENEATH:
+                raise Errno(errno.EXDEV)
             start = self.root
         comps = [c for c in path.split(b"/") if c]
         if not comps:

@@ -30,6 +30,9 @@ SIGPIPE = 13
 FIONREAD = 0x541B
 
 _pipe_ino = itertools.count(100000)
+# FIFO inodes kept alive while tasks wait in open(): hostfs inodes live only while
+# referenced, and a blocked open holds no reference of its own (the retry starts over)
+_PINNED: set["Inode"] = set()
 
 
 class Pipe:
@@ -45,6 +48,14 @@ class Pipe:
         # tasks blocked in a FIFO open -> (was reader, the peer counter they saw)
         self.open_waiters: weakref.WeakKeyDictionary[Task, tuple[bool, int]] = \
             weakref.WeakKeyDictionary()
+
+    def has_writers(self) -> bool:
+        """A writer blocked in open() already counts, as in Linux (else the reader it
+        let through would see EOF before the writer's open completes)."""
+        return self.writers > 0 or any(not r for r, _ in self.open_waiters.values())
+
+    def has_readers(self) -> bool:
+        return self.readers > 0 or any(r for r, _ in self.open_waiters.values())
 
     @property
     def free(self) -> int:
@@ -91,7 +102,7 @@ class PipeFile(File):
             del p.buf[:n]
             p.waitq.notify()
             return data
-        if p.writers == 0:
+        if not p.has_writers():
             return b""
         if self.nonblocking:
             raise Errno(errno.EAGAIN)
@@ -99,7 +110,7 @@ class PipeFile(File):
 
     def write(self, t: "Task", data: bytes) -> int:
         p = self.pipe
-        if p.readers == 0:
+        if not p.has_readers():
             t.kernel.send_signal_to_task(t, SIGPIPE)
             raise Errno(errno.EPIPE)
         if not data:
@@ -123,12 +134,12 @@ class PipeFile(File):
         if self.is_reader:
             if p.buf:
                 mask |= POLLIN | POLLRDNORM
-            if p.writers == 0 and p.w_counter != self.seen_w:
+            if not p.has_writers() and p.w_counter != self.seen_w:
                 mask |= POLLHUP
         if self.is_writer:
             if p.free >= PIPE_BUF:
                 mask |= POLLOUT | POLLWRNORM
-            if p.readers == 0:
+            if not p.has_readers():
                 mask |= POLLERR
         return mask
 
@@ -167,6 +178,24 @@ def make_pipe(flags: int = 0) -> tuple[PipeFile, PipeFile]:
     return r, w
 
 
+def _wait_for_peer(t: "Task", inode: "Inode", p: Pipe, reader: bool) -> None:
+    """Return once the other end was opened since we started waiting (or is itself
+    waiting in open); otherwise register as waiting, wake the other side, and Block.
+    The waiter registration is the one piece of state kept across Block retries, as
+    Linux counts a reader blocked in open as a reader."""
+    counter = p.w_counter if reader else p.r_counter
+    if any(r != reader for r, _ in p.open_waiters.values()):
+        return
+    seen = p.open_waiters.get(t)
+    if seen is not None and seen[0] == reader and seen[1] != counter:
+        return
+    if seen is None or seen[0] != reader:
+        p.open_waiters[t] = (reader, counter)
+        _PINNED.add(inode)
+        p.waitq.notify()
+    raise Block(p.waitq)
+
+
 def open_fifo(t: "Task", inode: "Inode", flags: int, vpath: "Path") -> PipeFile:
     """open(2) of a FIFO: a reader waits for a writer and vice versa (fifo(7)), unless
     O_NONBLOCK (then a writer without readers gets ENXIO). O_RDWR never waits."""
@@ -175,23 +204,14 @@ def open_fifo(t: "Task", inode: "Inode", flags: int, vpath: "Path") -> PipeFile:
     p: Pipe = inode.pipe
     acc = flags & O_ACCMODE
     if acc == O_RDONLY and not flags & O_NONBLOCK and p.writers == 0:
-        seen = p.open_waiters.get(t)
-        if seen is None or not seen[0]:
-            p.open_waiters[t] = (True, p.w_counter)
-            raise Block(p.waitq)
-        if seen[1] == p.w_counter:
-            raise Block(p.waitq)
+        _wait_for_peer(t, inode, p, True)
     elif acc == O_WRONLY and p.readers == 0:
-        waiting_reader = any(r for r, _ in p.open_waiters.values())
         if flags & O_NONBLOCK:
-            if not waiting_reader:
+            if not any(r for r, _ in p.open_waiters.values()):
                 raise Errno(errno.ENXIO)
-        elif not waiting_reader:
-            seen = p.open_waiters.get(t)
-            if seen is None or seen[0]:
-                p.open_waiters[t] = (False, p.r_counter)
-                raise Block(p.waitq)
-            if seen[1] == p.r_counter:
-                raise Block(p.waitq)
+        else:
+            _wait_for_peer(t, inode, p, False)
     p.open_waiters.pop(t, None)
+    if not p.open_waiters:
+        _PINNED.discard(inode)
     return PipeFile(p, flags, vpath)

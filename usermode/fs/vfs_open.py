@@ -9,7 +9,7 @@ from usermode.fs.file import (O_ACCMODE, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLO
                               O_RDONLY, O_RDWR, O_TMPFILE, O_TRUNC, O_WRONLY, File)
 from usermode.fs.files import DirFile, InodeFile, PathFile
 from usermode.fs.inode import MS_NODEV, MS_NOEXEC, Dentry, Inode, Path
-from usermode.fs.namei import MAXSYMLINKS, Walker
+from usermode.fs.namei import MAXSYMLINKS, RESOLVE_BENEATH, RESOLVE_IN_ROOT, Walker
 from usermode.fs.perm import MAY_EXEC, MAY_READ, MAY_WRITE, check
 from usermode.fs.pipe import open_fifo
 from usermode.fs.stat import S_IFBLK, S_IFCHR, S_IFIFO, S_IFREG, S_IFSOCK, S_ISGID
@@ -41,13 +41,22 @@ class OpenMixin:
     """Part of VFS."""
 
     def open(self: "VFS", t: "Task", dirfd: int, path: bytes, flags: int,
-             mode: int = 0) -> File:
+             mode: int = 0, resolve: int = 0) -> File:
+        """openat2 semantics; resolve holds RESOLVE_* flags (0 for open/openat)."""
         if flags & O_TMPFILE == O_TMPFILE:
             raise Errno(errno.EOPNOTSUPP)
         if flags & O_CREAT and flags & O_DIRECTORY:
             raise Errno(errno.EINVAL)
-        start = self.start(t, dirfd, path) if path else t.fs.cwd
-        w = self.walker(t)
+        if not path:
+            raise Errno(errno.ENOENT)
+        if resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH):
+            # dirfd is the root the whole resolution stays under
+            base = self.start(t, dirfd, b".")
+            w = Walker(self, t.creds, base, resolve)
+            start = base
+        else:
+            w = Walker(self, t.creds, t.fs.root, resolve)
+            start = self.start(t, dirfd, path)
         if flags & O_PATH:
             p = w.walk(start, path, not flags & O_NOFOLLOW)
             if flags & O_DIRECTORY and not p.dentry.inode.is_dir:

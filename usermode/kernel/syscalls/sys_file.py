@@ -178,11 +178,7 @@ def sys_close_range(t: Task, first: int, last: int, flags: int) -> int:
     if flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC) or first > last:
         raise Errno(errno.EINVAL)
     if flags & CLOSE_RANGE_UNSHARE:
-        old = t.files
-        new = old.fork()
-        for other in t.process.threads:
-            if other.files is old:
-                other.files = new
+        t.files = t.files.fork()          # this thread only gets a private copy
     if not flags & CLOSE_RANGE_CLOEXEC:
         for fd, f in list(t.files):
             if first <= fd <= last:

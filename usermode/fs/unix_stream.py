@@ -1,0 +1,262 @@
+"""AF_UNIX connection sockets: SOCK_STREAM (bytes) and SOCK_SEQPACKET (messages, sent
+and received by unix_dgram.py's functions): listen, connect, accept, and the stream
+send/receive paths (Linux's unix_stream_connect / unix_accept / unix_stream_sendmsg /
+unix_stream_read_generic / unix_poll).
+
+connect() queues a new "embryo" socket, already connected to the caller, on the
+listener; accept() hands it out. Data may be sent before accept.
+
+Where Linux would sleep in the middle of a call that already moved data we cannot
+(a handler is re-run from scratch after a wake), so:
+- a blocking send that fits into an empty buffer waits until it fits whole; a larger one
+  sends what fits now and returns a short count (as pipes do past PIPE_BUF);
+- MSG_WAITALL / SO_RCVLOWAT wait until enough is queued, but return what is there once
+  the writer cannot add more (it is blocked, or the buffer is full), on EOF or timeout.
+"""
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from usermode.fs.file import (O_RDWR, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP,
+                              POLLRDNORM, POLLWRNORM, File)
+from usermode.fs.socket_common import (MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_WAITALL,
+                                       POLLWRBAND, SIGPIPE, SOCK_SEQPACKET, SOCK_STREAM,
+                                       Payload, RecvResult, SendCtl)
+from usermode.fs.unix import (OVERFLOW_ID, RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK,
+                              TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, UNIX_TYPES, Skb,
+                              UnixSocket, peer_cred_of, skb_truesize, validate_addr, wait)
+from usermode.fs.unix_dgram import dgram_poll, dgram_recv, dgram_send
+from usermode.kernel.errors import Errno
+
+if TYPE_CHECKING:
+    from usermode.kernel.task import Task
+
+SKB_MAX_HEAD0 = 4096 - 320                    # linear part of a stream skb
+FRAGS_SZ = 32768                              # UNIX_SKB_FRAGS_SZ
+
+
+def stream_truesize(size: int) -> int:
+    paged = min(size, (max(0, size - SKB_MAX_HEAD0) + 4095) & ~4095)
+    return skb_truesize(size - paged, paged)
+
+
+class UnixStreamSocket(UnixSocket):
+    # -- connections
+    def listen(self, t: "Task", backlog: int) -> None:
+        if self.addr is None or self.state not in (TCP_CLOSE, TCP_LISTEN):
+            raise Errno(errno.EINVAL)
+        if backlog > self.max_backlog:
+            self.peer_wait.notify()
+        self.max_backlog = backlog
+        self.state = TCP_LISTEN
+        self.peer_cred = peer_cred_of(t)
+        self.waitq.notify()
+
+    def connect(self, t: "Task", addr: bytes, nonblock: bool) -> None:
+        validate_addr(addr)
+        if self.passcred and self.addr is None:
+            self.autobind()
+        other = self.find_other(t, addr)
+        if other.state != TCP_LISTEN or other.shut & RCV_SHUTDOWN:
+            raise Errno(errno.ECONNREFUSED)
+        if len(other.pending) > other.max_backlog:
+            wait(t, 0 if nonblock else self.sndtimeo, other.peer_wait)
+        if self.state != TCP_CLOSE:
+            raise Errno(errno.EISCONN if self.state == TCP_ESTABLISHED else errno.EINVAL)
+        new = type(self)(t, self.type_, O_RDWR, self.ns)
+        new.embryo = True
+        new.peer = self
+        new.state = TCP_ESTABLISHED
+        new.peer_cred = peer_cred_of(t)
+        new.addr = other.addr
+        self.peer_cred = other.peer_cred
+        self.state = TCP_ESTABLISHED
+        self.peer = new
+        other.pending.append(new)
+        other.waitq.notify()
+        self.waitq.notify()
+
+    def accept(self, t: "Task", nonblock: bool) -> UnixSocket:
+        if self.state != TCP_LISTEN:
+            raise Errno(errno.EINVAL)
+        if not self.pending:
+            e = self.sock_error()
+            if e:
+                raise Errno(e)
+            timeo = 0 if nonblock else self.rcvtimeo
+            if timeo != 0 and self.shut & RCV_SHUTDOWN:
+                raise Errno(errno.EINVAL)
+            wait(t, timeo, self.waitq)
+        new = self.pending.popleft()
+        self.peer_wait.notify()
+        new.embryo = False
+        new.passcred = self.passcred
+        new.uid, new.gid = t.creds.fsuid, t.creds.fsgid
+        return new
+
+    # -- stream data
+    def _plan(self, total: int, wmem: int) -> list[int]:
+        """The skb sizes a send of `total` bytes can queue starting from `wmem`."""
+        cap = min((self.sndbuf >> 1) - 64, SKB_MAX_HEAD0 + FRAGS_SZ)
+        sizes: list[int] = []
+        sent = 0
+        while sent < total and wmem < self.sndbuf:
+            size = min(total - sent, cap)
+            wmem += stream_truesize(size)
+            sizes.append(size)
+            sent += size
+        return sizes
+
+    def _pipe(self, t: "Task", flags: int) -> Errno:
+        if not flags & MSG_NOSIGNAL:
+            t.kernel.send_signal_to_task(t, SIGPIPE)
+        return Errno(errno.EPIPE)
+
+    def sendmsg(self, t: "Task", data: Payload, ctl: SendCtl | None, flags: int,
+                addr: bytes | None) -> int:
+        if flags & MSG_OOB:
+            raise Errno(errno.EOPNOTSUPP)
+        if addr is not None:
+            raise Errno(errno.EISCONN if self.state == TCP_ESTABLISHED else errno.EOPNOTSUPP)
+        other = self.peer
+        if other is None:
+            raise Errno(errno.ENOTCONN)
+        if self.shut & SEND_SHUTDOWN:
+            raise self._pipe(t, flags)
+        total = data.size
+        if total == 0:
+            return 0
+        e = self.sock_error()
+        if e:
+            raise Errno(e)
+        if other.dead or other.shut & RCV_SHUTDOWN:
+            raise self._pipe(t, flags)
+        sizes = self._plan(total, self.wmem)
+        if sum(sizes) < total:
+            timeo = self.snd_timeo(flags)
+            blocking = timeo != 0 and not t.timed_out
+            if not sizes or (blocking and sum(self._plan(total, 0)) == total):
+                if blocking:
+                    self.writers.add(t)
+                    other.waitq.notify()      # a MSG_WAITALL reader may now take a part
+                wait(t, timeo, self.waitq)
+        self.writers.discard(t)
+        sent = sum(sizes)
+        payload = data.read(sent)
+        fds: list[File] | None = list(ctl.fds) if ctl is not None and ctl.fds else None
+        for f in fds or ():
+            f.refs += 1
+        creds = self.creds_for(t, ctl.creds if ctl is not None else None, other)
+        off = 0
+        for size in sizes:
+            self.enqueue(other, Skb(payload[off:off + size], self, creds, fds,
+                                    stream_truesize(size)))
+            fds = None                        # passed files ride on the first skb only
+            off += size
+        other.waitq.notify()
+        return sent
+
+    def _walk(self, size: int, peek: bool) -> tuple[list[tuple[Skb, int]], int, bool,
+                                                    Skb | None]:
+        """What one receive of `size` bytes would take: (skb, bytes) pairs, the total,
+        whether it ran out of queue with room left, and the skb whose files it gets.
+        Reading stops after files, and between writers' credentials under SO_PASSCRED."""
+        out: list[tuple[Skb, int]] = []
+        copied = 0
+        fds_skb = None
+        first = None
+        for skb in self.queue:
+            if first is not None and self.passcred and skb.creds != first.creds:
+                return out, copied, False, fds_skb
+            first = first or skb
+            n = min(skb.left, size)
+            out.append((skb, n))
+            copied += n
+            size -= n
+            if skb.fds:
+                fds_skb = skb
+                return out, copied, False, fds_skb
+            if not peek and n < skb.left or size == 0:
+                return out, copied, False, fds_skb
+        # a peek that saw data returns it; only an empty queue makes it wait
+        return out, copied, not (peek and out), fds_skb
+
+    def recvmsg(self, t: "Task", size: int, flags: int) -> RecvResult:
+        if self.state != TCP_ESTABLISHED:
+            raise Errno(errno.EINVAL)
+        if flags & MSG_OOB:
+            raise Errno(errno.EOPNOTSUPP)
+        peek = bool(flags & MSG_PEEK)
+        target = (size if flags & MSG_WAITALL else min(self.rcvlowat, size)) or 1
+        out, copied, at_end, fds_skb = self._walk(size, peek)
+        if at_end and copied < target:
+            timeo = self.rcv_timeo(flags)
+            if copied == 0:
+                e = self.sock_error()
+                if e:
+                    raise Errno(e)
+                if not self.shut & RCV_SHUTDOWN:
+                    wait(t, timeo, self.waitq)
+            else:
+                w = self.peer
+                stuck = w is None or bool(w.writers) or w.wmem >= w.sndbuf or w.dead
+                if not (self.err or self.shut & RCV_SHUTDOWN or stuck or timeo == 0
+                        or t.timed_out):
+                    wait(t, timeo, self.waitq)
+        data = b"".join(skb.data[skb.off:skb.off + n] for skb, n in out)
+        r = RecvResult(data, len(data))
+        if out:
+            r.addr = out[-1][0].sender.addr or b""
+        if self.passcred:
+            r.creds = (out[0][0].creds if out else None) or (0, OVERFLOW_ID, OVERFLOW_ID)
+        if fds_skb is not None:
+            r.fds = self.take_fds(fds_skb, peek)
+        if not peek:
+            for skb, n in out:
+                skb.off += n
+                if skb.left == 0:
+                    self.queue.popleft()
+                    self.free_skb(skb)
+        return r
+
+    def poll(self) -> int:
+        mask = 0
+        if self.err:
+            mask |= POLLERR
+        if self.shut == SHUTDOWN_MASK:
+            mask |= POLLHUP
+        if self.shut & RCV_SHUTDOWN:
+            mask |= POLLRDHUP | POLLIN | POLLRDNORM
+        if self.queue or self.pending:
+            mask |= POLLIN | POLLRDNORM
+        if self.state == TCP_CLOSE:
+            mask |= POLLHUP
+        if self.writable():
+            mask |= POLLOUT | POLLWRNORM | POLLWRBAND
+        return mask
+
+
+class UnixSeqpacketSocket(UnixStreamSocket):
+    """Connections like a stream, messages like datagrams."""
+
+    def sendmsg(self, t: "Task", data: Payload, ctl: SendCtl | None, flags: int,
+                addr: bytes | None) -> int:
+        e = self.sock_error()
+        if e:
+            raise Errno(e)
+        if self.state != TCP_ESTABLISHED:
+            raise Errno(errno.ENOTCONN)
+        return dgram_send(self, t, data, ctl, flags, None)
+
+    def recvmsg(self, t: "Task", size: int, flags: int) -> RecvResult:
+        if self.state != TCP_ESTABLISHED:
+            raise Errno(errno.ENOTCONN)
+        return dgram_recv(self, t, size, flags)
+
+    def poll(self) -> int:
+        return dgram_poll(self)
+
+
+UNIX_TYPES[SOCK_STREAM] = UnixStreamSocket
+UNIX_TYPES[SOCK_SEQPACKET] = UnixSeqpacketSocket
