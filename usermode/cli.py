@@ -28,6 +28,7 @@ def cmd_run(argv: list[str]) -> int:
     ap.add_argument("--env", action="append", default=[], metavar="K=V")
     ap.add_argument("--mem", default="128M")
     ap.add_argument("--verbose", "-v", action="store_true", help="print the kernel log")
+    ap.add_argument("--strace", action="store_true", help="log every trapped syscall (stderr)")
     ap.add_argument("prog", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     prog = args.prog[1:] if args.prog[:1] == ["--"] else args.prog
@@ -40,7 +41,8 @@ def cmd_run(argv: list[str]) -> int:
         key = e.split("=", 1)[0] + "="
         env = [x for x in env if not x.startswith(key)] + [e]
     m = Machine(root=args.root, init=prog, env=env, cwd=args.cwd, mem=args.mem,
-                quiet=not args.verbose, cmdline=" ".join(prog))
+                quiet=not (args.verbose or args.strace), cmdline=" ".join(prog),
+                strace=args.strace)
     return m.run()
 
 

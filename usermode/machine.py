@@ -54,6 +54,7 @@ class Machine:
     cmdline: str = ""
     log: object = None            # callable(str) for kernel messages; default: stderr if not quiet
     ncpus: int = 1
+    strace: bool = False
 
     def _printk(self, msg: str) -> None:
         if self.log is not None:
@@ -77,6 +78,7 @@ class Machine:
             raise BootError(f"root directory {self.root!r} does not exist")
         k = Kernel(printk=self._printk)
         k.mem_bytes = mem
+        k.strace = self.strace
         k.ncpus = self.ncpus
         k.printk(f"Linux version 6.1.0-usermode (usermode {__version__}) #1")
         k.printk(f"Kernel command line: {self.cmdline}")

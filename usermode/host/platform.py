@@ -160,6 +160,14 @@ class Memory:
             self.fd = -1
 
 
+KERNEL_PID = os.getpid()
+
+
+def kernel_pid() -> int:
+    """The host pid signals from our kernel carry as si_pid (re-read after a fork)."""
+    return os.getpid()
+
+
 def resume(tid: int, sig: int = 0) -> None:
     pt.cont(tid, sig)
 

@@ -109,3 +109,11 @@ _siginfo = (ctypes.c_uint8 * 128)()
 def getsiginfo(tid: int) -> bytes:
     _call(GETSIGINFO, tid, None, ctypes.addressof(_siginfo))
     return bytes(_siginfo)
+
+
+SETSIGINFO = 0x4203
+
+
+def setsiginfo(tid: int, info: bytes) -> None:
+    buf = (ctypes.c_uint8 * 128).from_buffer_copy(info[:128].ljust(128, b"\0"))
+    _call(SETSIGINFO, tid, None, ctypes.addressof(buf))

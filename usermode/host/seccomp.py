@@ -31,7 +31,7 @@ def _arg(i: int) -> int:
 NATIVE = [
     "munmap", "mprotect", "mremap", "msync", "mincore", "mlock", "munlock", "mlock2",
     "rt_sigreturn", "rt_sigprocmask", "sigaltstack", "rt_sigsuspend", "rt_sigpending",
-    "rt_sigtimedwait", "pause", "nanosleep", "clock_nanosleep", "clock_gettime",
+    "pause", "nanosleep", "clock_nanosleep", "clock_gettime",
     "clock_getres", "gettimeofday", "time", "sched_yield", "getrandom", "membarrier",
     "rseq", "set_robust_list", "restart_syscall", "getcpu", "exit", "exit_group",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import heapq
 import signal
+import struct
 import sys
 import traceback
 from collections import deque
@@ -66,6 +67,7 @@ class Kernel:
         self.syscall_count = 0
         self.strace = False
         self.current: Task | None = None         # the task whose syscall is being served
+        self.host_pid = hp.kernel_pid()
         self.reserved_pids: set[int] = set()
         self.start_monotonic = self.clock.monotonic()
         self.mem_bytes = 128 << 20
@@ -352,10 +354,25 @@ class Kernel:
         handler = self.sigaction_of(proc, sig)[0]
         return handler == 1 or (handler == 0 and sig in DEFAULT_IGNORE)
 
-    def send_signal(self, proc: Process, sig: int, thread: Task | None = None) -> None:
-        """Generate a signal for a process (or one thread of it), as kill/tgkill do."""
+    def send_signal(self, proc: Process, sig: int, thread: Task | None = None,
+                    info: bytes | None = None) -> None:
+        """Generate a signal for a process (or one thread of it), as kill/tgkill do.
+
+        The host delivers it; the siginfo the guest sees (sender's guest pid and uid,
+        SIGCHLD details) is queued here and written at the delivery stop."""
         if sig == 0 or proc.zombie or not proc.threads:
             return
+        if info is None:
+            cur = self.current
+            code = -6 if thread is not None else 0           # SI_TKILL / SI_USER
+            if cur is None:
+                code = 0x80                                  # SI_KERNEL
+            info = struct.pack("<iiiiiI", sig, 0, code, 0, cur.pid if cur else 0,
+                               cur.creds.uid if cur else 0)
+        q = proc.siginfo.setdefault(sig, deque())
+        if sig < 32:
+            q.clear()                  # standard signals do not queue: the last one wins
+        q.append(info)
         if sig == signal.SIGKILL:
             if proc.stopped:
                 proc.stopped = False
@@ -426,6 +443,11 @@ class Kernel:
             info = pt.getsiginfo(t.host_tid)
             addr = int.from_bytes(info[16:24], "little")
             self.printk(f"[{t.tid}] signal {sig} at rip={t.regs.r[pt.RIP]:#x} addr={addr:#x}")
+        q = t.process.siginfo.get(sig)
+        if q:
+            info = pt.getsiginfo(t.host_tid)
+            if int.from_bytes(info[16:20], "little", signed=True) == self.host_pid:
+                pt.setsiginfo(t.host_tid, q.popleft())
         if sig in STOP_SIGNALS and self.sigaction_of(t.process, sig)[0] == 0:
             self.job_stop(t.process, sig)
             self.resume(t)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -226,7 +227,17 @@ def exit_process(self: "Kernel", proc: Process, status: int) -> None:
         return
     parent.child_wait.notify()
     if proc.exit_signal:
-        self.send_signal(parent, proc.exit_signal)
+        self.send_signal(parent, proc.exit_signal, info=sigchld_info(proc, status))
+
+
+def sigchld_info(proc: Process, status: int) -> bytes:
+    """The siginfo of SIGCHLD for a child's exit (CLD_EXITED / CLD_KILLED / CLD_DUMPED)."""
+    if os.WIFEXITED(status):
+        code, val = 1, os.WEXITSTATUS(status)
+    else:
+        code, val = (3 if status & 0x80 else 2), status & 0x7F
+    return struct.pack("<iiiiiIiiqq", signal.SIGCHLD, 0, code, 0, proc.pid, proc.creds.uid,
+                       val, 0, 0, 0)
 
 
 def reap(self: "Kernel", proc: Process) -> None:

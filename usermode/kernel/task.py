@@ -11,6 +11,7 @@ A Task is one guest thread, backed by one traced host thread. What a handler may
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 from usermode.host.platform import TaskRegs
@@ -59,6 +60,8 @@ class Process:
         self.child_wait = WaitQueue()          # notified when a child changes state
         # sig -> (handler, flags, mask, restorer); what the guest last set, reset by exec
         self.sigactions: dict[int, tuple[int, int, int, int]] = {}
+        self.siginfo: dict[int, deque[bytes]] = {}   # what the guest sees at delivery
+        self.real_timer = None
         self.rlimits: dict[int, tuple[int, int]] = {}
         self.start_time = kernel.clock.monotonic()
         self.utime = 0.0

@@ -224,6 +224,10 @@ def _prlimit(t: Task, pid: int, res: int, new: int, old: int) -> int:
         t.mm.copy_out(old, struct.pack("<QQ", *cur))
     if val is not None:
         proc.rlimits[res] = val
+        if res == 7:                                   # RLIMIT_NOFILE bounds the fd table
+            for th in proc.threads:
+                if th.files is not None:
+                    th.files.limit = min(val[0], 1 << 20)
     return 0
 
 

@@ -62,7 +62,7 @@ def sys_sysinfo(t: Task, info: int) -> int:
     total = k.mem_bytes
     used = k.mem_used()
     nprocs = sum(1 for p in k.procs.values() if not p.zombie)
-    data = struct.pack("<q3Q6QH2x2QI", uptime, 0, 0, 0, total, max(total - used, 0), 0, 0,
+    data = struct.pack("<q3Q6QH6x2QI", uptime, 0, 0, 0, total, max(total - used, 0), 0, 0,
                        0, 0, min(nprocs, 0xFFFF), 0, 0, 1)
     t.mm.copy_out(info, data.ljust(112, b"\0"))
     return 0

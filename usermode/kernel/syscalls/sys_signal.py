@@ -103,25 +103,62 @@ def sys_tgkill(t: Task, tgid: int, tid: int, sig: int) -> int:
     return _thread(t, s32(tgid), s32(tid), _check_sig(sig))
 
 
+def _guest_info(t: Task, info: int, sig: int, target_pid: int) -> bytes:
+    data = bytearray(t.mm.copy_in(info, 128))
+    code = struct.unpack_from("<i", data, 8)[0]
+    if (code >= 0 or code == -6) and target_pid != t.pid:
+        raise Errno(errno.EPERM)        # only the kernel may claim SI_USER/SI_TKILL
+    struct.pack_into("<i", data, 0, sig)
+    return bytes(data)
+
+
 def sys_rt_sigqueueinfo(t: Task, pid: int, sig: int, info: int) -> int:
-    """rt_sigqueueinfo(2): delivered like kill (the value is not carried yet)."""
-    t.mm.copy_in(info, 128)
-    if s32(pid) <= 0:
+    """rt_sigqueueinfo(2): the guest's siginfo (e.g. sigqueue's value) reaches the target."""
+    pid, sig = s32(pid), _check_sig(sig)
+    data = _guest_info(t, info, sig, pid)
+    p = t.kernel.procs.get(pid) if pid > 0 else None
+    if p is None or p.zombie:
         raise Errno(errno.ESRCH)
-    return sys_kill(t, pid, sig)
+    if not _may_signal(t, p, sig):
+        raise Errno(errno.EPERM)
+    t.kernel.send_signal(p, sig, info=data)
+    return 0
 
 
 def sys_rt_tgsigqueueinfo(t: Task, tgid: int, tid: int, sig: int, info: int) -> int:
-    """rt_tgsigqueueinfo(2): delivered like tgkill (the value is not carried yet)."""
-    t.mm.copy_in(info, 128)
-    return sys_tgkill(t, tgid, tid, sig)
+    """rt_tgsigqueueinfo(2)"""
+    tgid, tid, sig = s32(tgid), s32(tid), _check_sig(sig)
+    data = _guest_info(t, info, sig, tgid)
+    target = t.kernel.threads.get(tid)
+    if tid <= 0 or tgid <= 0:
+        raise Errno(errno.EINVAL)
+    if target is None or target.pid != tgid or target.process.zombie:
+        raise Errno(errno.ESRCH)
+    if not _may_signal(t, target.process, sig):
+        raise Errno(errno.EPERM)
+    t.kernel.send_signal(target.process, sig, target, info=data)
+    return 0
+
+
+def sys_rt_sigtimedwait(t: Task, set_: int, info: int, timeout: int, sigsetsize: int) -> int:
+    """rt_sigtimedwait(2): runs natively; the siginfo it returns gets the guest's view."""
+    def done(t: Task, res: int, info: int = info) -> int:
+        if res > 0 and info:
+            data = t.mm.mem.read(info, 128)
+            q = t.process.siginfo.get(res)
+            if data and q and int.from_bytes(data[16:20], "little", signed=True) == t.kernel.host_pid:
+                t.mm.copy_out(info, q.popleft())
+        return res
+    t.after_native = done
+    return NATIVE
 
 
 SYSCALLS = [
+    ("rt_sigtimedwait", sys_rt_sigtimedwait, "supported", "runs natively; siginfo rewritten"),
     ("rt_sigaction", sys_rt_sigaction, "supported", "recorded, then run natively"),
     ("kill", sys_kill, "supported", ""),
     ("tkill", sys_tkill, "supported", ""),
     ("tgkill", sys_tgkill, "supported", ""),
-    ("rt_sigqueueinfo", sys_rt_sigqueueinfo, "partial", "si_value not carried"),
-    ("rt_tgsigqueueinfo", sys_rt_tgsigqueueinfo, "partial", "si_value not carried"),
+    ("rt_sigqueueinfo", sys_rt_sigqueueinfo, "supported", ""),
+    ("rt_tgsigqueueinfo", sys_rt_tgsigqueueinfo, "supported", ""),
 ]
