@@ -51,6 +51,8 @@ class NullFile(MemFile):
 
 
 class ZeroFile(MemFile):
+    mappable = True
+
     pass
 
 

@@ -32,6 +32,8 @@ class File:
     readiness, which is what poll/select/epoll and blocked readers wait on.
     """
 
+    mappable = False          # mmap(2) may map it (regular files, /dev/zero); else ENODEV
+
     def __init__(self, flags: int = O_RDWR) -> None:
         self.flags = flags
         self.pos = 0

@@ -40,6 +40,8 @@ class VfsFile(File):
 class InodeFile(VfsFile):
     """A regular file (or anything with read_at/write_at) of a filesystem."""
 
+    mappable = True
+
     def read(self, t: "Task", n: int) -> bytes:
         data = self.inode.read_at(self.pos, n)
         self.pos += len(data)

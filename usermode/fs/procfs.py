@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from usermode.kernel.task import Process, Task
 
 PROC_SUPER_MAGIC = 0x9FA0
+PIPEFS_MAGIC = 0x50495045
 BLOCK_FSTYPES = {"ext2", "ext3", "ext4", "vfat", "msdos", "iso9660", "btrfs", "xfs",
                  "squashfs", "fuseblk"}
 CHR_NAMES = {1: "mem", 4: "tty", 7: "vcs", 10: "misc", 13: "input", 128: "ptm",
@@ -74,7 +75,7 @@ class ProcFS(PseudoFS):
         self.net_files: dict[bytes, GenFile] = {}
         # reopening an anonymous pipe through /proc/<pid>/fd/N lands on a FIFO here
         anon = FileSystem()
-        anon.fstype, anon.dev = "pipefs", PIPEFS_DEV
+        anon.fstype, anon.magic, anon.dev = "pipefs", PIPEFS_MAGIC, PIPEFS_DEV
         anon.root = Inode(anon, 1, S_IFDIR | 0o700)
         self.anon_mount = Mount(anon, Dentry(b"/", None, anon.root), None, None)
         self.root = root = RootDir(self)

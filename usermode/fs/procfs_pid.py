@@ -92,9 +92,9 @@ class PidDir(Dir):
         whole = self.thread is None
         self.file("stat", lambda t: pt.render_stat(k, fs.host, self.proc, self.task, whole, t))
         self.file("status", lambda t: pt.render_status(k, fs.host, self.proc, self.task, whole,
-                                                       self.vmas()))
-        self.file("statm", lambda t: pt.render_statm(fs.host, self.proc, self.vmas()))
-        self.file("maps", lambda t: pt.render_maps(self.vmas()), private=True)
+                                                       self.vmas(False)))
+        self.file("statm", lambda t: pt.render_statm(fs.host, self.proc, self.vmas(False)))
+        self.file("maps", lambda t: pt.render_maps(self.vmas(True)), private=True)
         self.file("cmdline", self.cmdline)
         self.file("environ", self.environ, 0o400, private=True)
         self.file("comm", self.comm, 0o644, self.set_comm)
@@ -130,12 +130,15 @@ class PidDir(Dir):
                 b"%d " % c.pid for c in self.proc.children))
 
     # -- contents
-    def vmas(self) -> list[pt.VMA]:
+    def vmas(self, idents: bool) -> list[pt.VMA]:
+        """The address space; with idents, file mappings get their st_dev and inode."""
         mm, live = self.proc.mm, pt.live_thread(self.proc)
         if mm is None or live is None:
             return []
         vmas = pt.guest_maps(self.sb.host.maps(live.host_tid), mm.mappings, mm.brk_start,
                              mm.brk)
+        if not idents:
+            return vmas
         ids: dict[str, tuple[tuple[int, int], int]] = {}
         for v in vmas:
             if v.name and not v.name.startswith("["):
@@ -313,7 +316,7 @@ class FdDir(Dir):
     def fdinfo(self, fd: int, f: "File") -> bytes:
         files = self.files()
         flags = f.flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
-        if f.vpath is not None and f.vpath.mount is not self.sb.anon_mount:
+        if f.vpath is not None:
             flags |= O_LARGEFILE             # open(2) forces it on 64-bit
         if files is not None and fd in files.cloexec:
             flags |= O_CLOEXEC

@@ -178,7 +178,7 @@ def vm_sizes(vmas: Sequence[VMA], exe: str) -> dict[str, int]:
             stk += size
         elif "w" in v.perms and v.perms[3] == "p":
             data += size
-        if "x" in v.perms and "w" not in v.perms and v.name != "[stack]":
+        if "x" in v.perms and "w" not in v.perms and v.name not in ("[stack]", "[vsyscall]"):
             if id(v) in code_ids:
                 exe_b += size
             else:

@@ -70,10 +70,11 @@ _cookies = iter(range(1, 1 << 62))
 
 
 def skb_truesize(head: int, paged: int = 0) -> int:
-    """What an skb with `head` linear bytes and `paged` page bytes charges (kmalloc
-    rounds the aligned head plus skb_shared_info up to a power of two)."""
+    """What an skb with `head` linear bytes and `paged` bytes in page frags charges:
+    kmalloc rounds the aligned head plus skb_shared_info up to a power of two, and the
+    frags take whole pages."""
     need = ((head + 63) & ~63) + SKB_SHINFO
-    return (1 << (need - 1).bit_length()) + SKB_HEAD + paged
+    return (1 << (need - 1).bit_length()) + SKB_HEAD + ((paged + 4095) & ~4095)
 
 
 class Skb:

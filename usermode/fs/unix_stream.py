@@ -161,26 +161,26 @@ class UnixStreamSocket(UnixSocket):
                                                     Skb | None]:
         """What one receive of `size` bytes would take: (skb, bytes) pairs, the total,
         whether it ran out of queue with room left, and the skb whose files it gets.
-        Reading stops after files, and between writers' credentials under SO_PASSCRED."""
+        Reading stops after files, and between writers' credentials under SO_PASSCRED;
+        a peek goes on over the later skbs even when `size` is used up, as Linux's does
+        (so it reports their files)."""
         out: list[tuple[Skb, int]] = []
         copied = 0
-        fds_skb = None
         first = None
         for skb in self.queue:
             if first is not None and self.passcred and skb.creds != first.creds:
-                return out, copied, False, fds_skb
+                return out, copied, False, None
             first = first or skb
             n = min(skb.left, size)
             out.append((skb, n))
             copied += n
             size -= n
             if skb.fds:
-                fds_skb = skb
-                return out, copied, False, fds_skb
-            if not peek and n < skb.left or size == 0:
-                return out, copied, False, fds_skb
+                return out, copied, False, skb
+            if not peek and (n < skb.left or size == 0):
+                return out, copied, False, None
         # a peek that saw data returns it; only an empty queue makes it wait
-        return out, copied, not (peek and out), fds_skb
+        return out, copied, not (peek and out), None
 
     def recvmsg(self, t: "Task", size: int, flags: int) -> RecvResult:
         if self.state != TCP_ESTABLISHED:

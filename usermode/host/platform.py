@@ -50,15 +50,27 @@ def decode(status: int) -> Stop:
     return Stop(SIGNAL, sig)
 
 
-def wait_any() -> tuple[int, int] | None:
-    """One pending stop of any tracee, without blocking."""
+def wait_any() -> tuple[int, int, object] | None:
+    """One pending stop of any tracee, without blocking: (tid, status, rusage)."""
     try:
-        pid, status = os.waitpid(-1, os.WNOHANG | pt.WALL)
+        pid, status, ru = os.wait4(-1, os.WNOHANG | pt.WALL)
     except ChildProcessError:
         return None
     if pid == 0:
         return None
-    return pid, status
+    return pid, status, ru
+
+
+def cpu_times(tid: int) -> tuple[float, float]:
+    """(user, system) seconds of a live host thread, from /proc/<tid>/stat."""
+    try:
+        with open(f"/proc/{tid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0.0, 0.0
+    fields = data[data.rfind(b")") + 2:].split()
+    hz = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / hz, int(fields[12]) / hz
 
 
 def wait_one(tid: int) -> int:

@@ -139,7 +139,7 @@ class Kernel:
                 ws = wait_any()
                 if ws is None:
                     break
-                self.on_stop(ws[0], ws[1])
+                self.on_stop(ws[0], ws[1], ws[2])
                 progressed = True
                 if self.halted is not None:
                     break
@@ -171,7 +171,7 @@ class Kernel:
             self.halt_reason = reason
 
     # ---- stops
-    def on_stop(self, host_tid: int, status: int) -> None:
+    def on_stop(self, host_tid: int, status: int, rusage=None) -> None:
         t = self.tasks.get(host_tid)
         if t is None:
             self.early_stops.setdefault(host_tid, []).append(status)
@@ -192,6 +192,11 @@ class Kernel:
             elif kind == hp.GROUP_STOP:
                 self.on_group_stop(t)
             elif kind in (hp.EXITED, hp.SIGNALED):
+                if rusage is not None:
+                    p = t.process
+                    p.utime += rusage.ru_utime
+                    p.stime += rusage.ru_stime
+                    p.maxrss = max(p.maxrss, rusage.ru_maxrss)
                 self.on_exit(t, status)
             else:
                 self.resume(t)

@@ -241,8 +241,13 @@ def sigchld_info(proc: Process, status: int) -> bytes:
 
 
 def reap(self: "Kernel", proc: Process) -> None:
-    """Release a zombie: its pid becomes free."""
+    """Release a zombie: its pid becomes free, its CPU time goes to the parent."""
     proc.reaped = True
+    parent = proc.parent
+    if parent is not None:
+        parent.cutime += proc.utime + proc.cutime
+        parent.cstime += proc.stime + proc.cstime
+        parent.cmaxrss = max(parent.cmaxrss, proc.maxrss, proc.cmaxrss)
     if proc.parent is not None and proc in proc.parent.children:
         proc.parent.children.remove(proc)
     self.procs.pop(proc.pid, None)

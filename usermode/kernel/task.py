@@ -64,7 +64,9 @@ class Process:
         self.real_timer = None
         self.rlimits: dict[int, tuple[int, int]] = {}
         self.start_time = kernel.clock.monotonic()
-        self.utime = 0.0
+        self.utime = self.stime = 0.0          # of threads that have exited
+        self.cutime = self.cstime = 0.0        # of reaped children (and theirs)
+        self.maxrss = self.cmaxrss = 0
         self.vfork_parent: Task | None = None
         self.ctty = None
         self.exe_execd = False                 # exec'd since fork (setpgid EACCES)

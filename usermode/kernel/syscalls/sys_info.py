@@ -68,20 +68,52 @@ def sys_sysinfo(t: Task, info: int) -> int:
     return 0
 
 
+def process_times(p, thread=None) -> tuple[float, float]:
+    """CPU time of a process (or one thread): host accounting of its live threads plus
+    what its exited threads used."""
+    from usermode.host.platform import cpu_times
+    if thread is not None:
+        return cpu_times(thread.host_tid)
+    u, s = p.utime, p.stime
+    for th in p.alive_threads():
+        tu, ts_ = cpu_times(th.host_tid)
+        u, s = u + tu, s + ts_
+    return u, s
+
+
+def pack_rusage(u: float, s: float, maxrss: int) -> bytes:
+    def tv(x: float) -> bytes:
+        return struct.pack("<qq", int(x), int((x - int(x)) * 1e6))
+    return tv(u) + tv(s) + struct.pack("<14q", maxrss, *([0] * 13))
+
+
 def sys_getrusage(t: Task, who: int, usage: int) -> int:
-    """getrusage(2): times are not accounted yet (zero)."""
-    if s32(who) not in (0, -1, 1):
+    """getrusage(2): CPU time and max RSS from the host's accounting of guest tasks."""
+    who = s32(who)
+    p = t.process
+    if who == 0:
+        u, s = process_times(p)
+        data = pack_rusage(u, s, p.maxrss)
+    elif who == -1:
+        data = pack_rusage(p.cutime, p.cstime, p.cmaxrss)
+    elif who == 1:
+        u, s = process_times(p, t)
+        data = pack_rusage(u, s, p.maxrss)
+    else:
         raise Errno(errno.EINVAL)
-    t.mm.copy_out(usage, bytes(144))
+    t.mm.copy_out(usage, data)
     return 0
 
 
 def sys_times(t: Task, buf: int) -> int:
     """times(2)"""
+    p = t.process
     if buf:
-        t.mm.copy_out(buf, bytes(32))
+        u, s = process_times(p)
+        t.mm.copy_out(buf, struct.pack("<4q", int(u * 100), int(s * 100), int(p.cutime * 100),
+                                       int(p.cstime * 100)))
     k = t.kernel
-    return int((k.clock.monotonic() - k.start_monotonic) * 100) + 429496729 * 0
+    return int((k.clock.monotonic() - k.start_monotonic) * 100)
 
 
 def sys_syslog(t: Task, kind: int, buf: int, length: int) -> int:
@@ -299,8 +331,8 @@ SYSCALLS = [
     ("sethostname", sys_sethostname, "supported", ""),
     ("setdomainname", sys_setdomainname, "supported", ""),
     ("sysinfo", sys_sysinfo, "supported", ""),
-    ("getrusage", sys_getrusage, "partial", "CPU times are not accounted yet"),
-    ("times", sys_times, "partial", "CPU times are not accounted yet"),
+    ("getrusage", sys_getrusage, "partial", "CPU time and maxrss; fault and I/O counts are 0"),
+    ("times", sys_times, "supported", ""),
     ("syslog", sys_syslog, "supported", ""),
     ("reboot", sys_reboot, "supported", ""),
     ("personality", sys_personality, "partial", "recorded, not applied"),

@@ -58,12 +58,14 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
     """
     flags = s32(flags) & 0xFFFFFFFF
     fd = s32(fd)
+    f = t.files.get(fd)
     if length == 0 or off & (PAGE - 1) or length > (1 << 47):
         raise Errno(errno.EINVAL)
     kind = flags & MAP_TYPE
     if kind not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE):
         raise Errno(errno.EINVAL)
-    f = t.files.get(fd)
+    if not f.mappable:
+        raise Errno(errno.ENODEV)
     if not f.readable:
         raise Errno(errno.EACCES)
     if kind != MAP_PRIVATE and prot & PROT_WRITE:
@@ -96,7 +98,30 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
     return NATIVE
 
 
+def sys_madvise(t: Task, addr: int, length: int, advice: int) -> int:
+    """madvise(2): advice the filter does not pass natively (safe ones run on the host)."""
+    advice = s32(advice)
+    if advice in (100, 101):                 # MADV_HWPOISON, MADV_SOFT_OFFLINE
+        raise Errno(errno.EPERM)
+    raise Errno(errno.EINVAL)
+
+
+ARCH_GET_CPUID, ARCH_SET_CPUID = 0x1011, 0x1012
+
+
+def sys_arch_prctl(t: Task, code: int, addr: int) -> int:
+    """arch_prctl(2): FS/GS run natively; CPUID faulting is not offered."""
+    code = s32(code)
+    if code == ARCH_GET_CPUID:
+        return 1
+    if code == ARCH_SET_CPUID:
+        raise Errno(errno.ENODEV)
+    raise Errno(errno.EINVAL)
+
+
 SYSCALLS = [
+    ("madvise", sys_madvise, "supported", "safe advice runs natively; HWPOISON refused"),
+    ("arch_prctl", sys_arch_prctl, "supported", "FS/GS natively; no CPUID faulting"),
     ("brk", sys_brk, "supported", ""),
     ("mmap", sys_mmap, "partial", "file mappings are private copies; shared writable ones ENODEV"),
 ]

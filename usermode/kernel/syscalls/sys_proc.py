@@ -13,6 +13,7 @@ from usermode.kernel.lifecycle import (
     CLONE_NEWUTS, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_PTRACE, CLONE_SIGHAND,
     CLONE_THREAD, CLONE_UNTRACED, CLONE_VFORK, CLONE_VM, CloneRequest, reap)
 from usermode.kernel.syscalls.sys_cred import rlimit
+from usermode.kernel.syscalls.sys_info import pack_rusage
 from usermode.kernel.syscalls.table import NATIVE
 from usermode.kernel.task import Process, Task
 
@@ -44,6 +45,10 @@ def sys_getppid(t: Task) -> int:
 
 # ---- clone family
 def _clone(t: Task, flags: int, ptid: int, ctid: int) -> int:
+    if flags & (CLONE_NEWNS | CLONE_FS) == CLONE_NEWNS | CLONE_FS:
+        raise Errno(errno.EINVAL)
+    if flags & (CLONE_NEWUSER | CLONE_FS) == CLONE_NEWUSER | CLONE_FS:
+        raise Errno(errno.EINVAL)
     if flags & CLONE_NEWANY:
         raise Errno(errno.EPERM)
     if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
@@ -178,7 +183,7 @@ def sys_wait4(t: Task, pid: int, wstatus: int, options: int, rusage: int) -> int
     if wstatus:
         t.mm.write_i32(wstatus, word)
     if rusage:
-        t.mm.copy_out(rusage, bytes(144))
+        t.mm.copy_out(rusage, pack_rusage(c.utime + c.cutime, c.stime + c.cstime, c.maxrss))
     if kind == "exit":
         reap(t.kernel, c)
     return c.pid
@@ -261,7 +266,7 @@ def sys_setsid(t: Task) -> int:
 def sys_setpgid(t: Task, pid: int, pgid: int) -> int:
     """setpgid(2)"""
     pid, pgid = s32(pid), s32(pgid)
-    if pgid < 0:
+    if pgid < 0 or pid < 0:
         raise Errno(errno.EINVAL)
     me = t.process
     target = me if pid in (0, me.pid) else t.kernel.procs.get(pid)
@@ -289,7 +294,7 @@ SYSCALLS = [
     ("fork", sys_fork, "supported", ""),
     ("vfork", sys_vfork, "supported", ""),
     ("set_tid_address", sys_set_tid_address, "supported", ""),
-    ("wait4", sys_wait4, "partial", "rusage is zeroed"),
+    ("wait4", sys_wait4, "supported", ""),
     ("waitid", sys_waitid, "partial", "no P_PIDFD"),
     ("getpgid", sys_getpgid, "supported", ""),
     ("getpgrp", sys_getpgrp, "supported", ""),
