@@ -65,6 +65,7 @@ class Machine:
     def boot(self):
         """Build the kernel and start init; returns the kernel (call .run() on it)."""
         from usermode.drivers.console import Console
+        from usermode.fs import procfs, sysfs
         from usermode.fs.fdtable import FdTable
         from usermode.fs.file import O_NOCTTY, O_RDWR
         from usermode.fs.hostfs import HostFS
@@ -85,6 +86,9 @@ class Machine:
         k.printk(f"Memory: {mem >> 10}K available")
         vfs = VFS(HostFS(os.path.realpath(self.root)), source=self.root)
         k.vfs = vfs
+        k.cmdline = self.cmdline
+        procfs.register(vfs, k)
+        sysfs.register(vfs, k)
         k.printk(f"VFS: Mounted root (hostfs filesystem) readwrite on {self.root}.")
         self._mount_standard(vfs, k)
         console = Console(k, self.stdin, self.stdout)
@@ -138,7 +142,8 @@ class Machine:
             except Errno:
                 continue
             try:
-                vfs.mount(vfs.fstypes[fstype](fstype.encode(), 0, b"", None), target)
+                vfs.mount(vfs.fstypes[fstype](fstype.encode(), 0, b"", None), target,
+                          source=fstype)
             except Errno:
                 continue
 

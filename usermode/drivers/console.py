@@ -94,6 +94,9 @@ class ConsoleFile(File):
         self.waitq = console.waitq
         self.path = "/dev/console"
 
+    def name(self) -> bytes:
+        return b"/dev/console"
+
     def read(self, t: "Task", n: int) -> bytes:
         c = self.console
         c.fill()

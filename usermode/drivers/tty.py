@@ -332,6 +332,9 @@ class TtyFile(File):
         self.waitq = tty.waitq
         self.path = path
 
+    def name(self) -> bytes:
+        return self.path.encode()
+
     def read(self, t: "Task", n: int) -> bytes:
         return self.tty.read(t, n, self.nonblocking)
 

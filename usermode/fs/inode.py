@@ -130,6 +130,10 @@ class Inode:
     def readlink(self) -> bytes:
         raise Errno(errno.EINVAL)
 
+    def follow_link(self) -> "Path | None":
+        """A magic link's target object (procfs), or None to resolve readlink()'s text."""
+        return None
+
     def read_at(self, off: int, n: int) -> bytes:
         raise Errno(errno.EINVAL)
 

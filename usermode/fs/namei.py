@@ -78,6 +78,11 @@ class Walker:
         self.links += 1
         if self.links > MAXSYMLINKS or self.resolve & RESOLVE_NO_SYMLINKS:
             raise Errno(errno.ELOOP)
+        jump = link.dentry.inode.follow_link()       # /proc magic links (fd/N, exe, cwd)
+        if jump is not None:
+            if self.resolve & RESOLVE_NO_MAGICLINKS:
+                raise Errno(errno.ELOOP)
+            return jump
         target = link.dentry.inode.readlink()
         if not target:
             raise Errno(errno.ENOENT)

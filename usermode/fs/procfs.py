@@ -19,7 +19,7 @@ from usermode.fs.pipe import PIPEFS_DEV, PipeFile
 from usermode.fs.procfs_base import Dir, GenFile, Link, ProcState, PseudoFS, Render, proc_state
 from usermode.fs.procfs_pid import PidDir, mount_lines
 from usermode.fs.procfs_sys import build_sys
-from usermode.fs.procfs_task import HZ, live_thread
+from usermode.fs.procfs_task import HZ, live_thread, ticks
 from usermode.fs.stat import S_IFDIR, S_IFIFO, major, minor
 from usermode.kernel import task as ts
 from usermode.kernel.errors import Errno
@@ -224,13 +224,13 @@ class ProcFS(PseudoFS):
         k = self.kernel
         user = system = 0
         for p in list(k.procs.values()):
+            # its own time (the host's while it lives) and that of children it reaped
             live = live_thread(p)
-            if live is None:
-                continue
-            f = self.host.stat(live.host_tid)
-            if len(f) > 12:
-                user += int(f[11])
-                system += int(f[12])
+            f = self.host.stat(live.host_tid) if live is not None else []
+            own = (int(f[11]), int(f[12])) if len(f) > 12 else \
+                (ticks(p.utime), ticks(p.stime))
+            user += own[0] + ticks(p.cutime)
+            system += own[1] + ticks(p.cstime)
         seen = self.state.cpu_seen
         seen[0], seen[1] = max(seen[0], user), max(seen[1], system)
         return seen[0], seen[1], k.clock.monotonic() - k.start_monotonic

@@ -59,7 +59,8 @@ def build_sys(fs: PseudoFS) -> Dir:
             lambda t: state.boot_id.encode() + b"\n",
         "kernel/random/uuid": lambda t: uuid_text(secrets.token_bytes(16)).encode() + b"\n",
         "kernel/random/entropy_avail": const("256\n"), "kernel/random/poolsize": const("256\n"),
-        "kernel/threads-max": const(b"%d\n" % max(k.mem_bytes // (8 * 16384 * 4), 20)),
+        # set_max_threads: an eighth of memory in 16 KiB kernel stacks
+        "kernel/threads-max": const(b"%d\n" % max(k.mem_bytes // (8 * 16384), 20)),
         "kernel/tainted": const("0\n"), "fs/file-nr": file_nr,
         "fs/file-max": lambda t: b"%d\n" % file_max(k),
     }

@@ -77,7 +77,7 @@ def tty_nr(proc: "Process") -> tuple[int, int]:
     tty = proc.ctty
     if tty is None:
         return 0, -1
-    name = str(getattr(tty, "name", ""))
+    name = str(tty.name)
     major, minor = 5, 1                                        # console
     if name.startswith("pts/") and name[4:].isdigit():
         major, minor = 136, int(name[4:])
@@ -86,7 +86,7 @@ def tty_nr(proc: "Process") -> tuple[int, int]:
     elif name.startswith("tty") and name[3:].isdigit():
         major, minor = 4, int(name[3:])
     dev = (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
-    return dev, int(getattr(tty, "pgrp", 0) or -1)
+    return dev, tty.pgrp or -1
 
 
 def sigsets(proc: "Process", host: dict[str, str]) -> tuple[int, int, int, int, int]:
@@ -219,9 +219,12 @@ def render_stat(k, hi: "HostInfo", proc: "Process", t: "Task | None", whole: boo
     sleeping = state_letter(proc, t, hs[0] if hs else "") in "SD"
     tid = t.tid if t is not None and not whole else proc.pid
     comm = (t.comm if t is not None and t.comm else proc.comm)
+    # a live task's times are the host's; a zombie's were collected when its threads ended
+    utime, stime = (h(11), h(12)) if hs else (ticks(proc.utime), ticks(proc.stime))
     fields = [
         proc.parent.pid if proc.parent is not None else 0, proc.pgid, proc.sid, tty, tpgid,
-        flags, h(7), h(8), h(9), h(10), h(11), h(12), h(13), h(14), 20 + proc.nice, proc.nice,
+        flags, h(7), h(8), h(9), h(10), utime, stime, ticks(proc.cutime),
+        ticks(proc.cstime), 20 + proc.nice, proc.nice,
         nthreads, 0, start, h(20) if mm else 0, h(21) if mm else 0, rlimit(proc, 5)[0],
         (code[0] if permitted else 1) if mm else 0,
         (code[1] if permitted else 1) if mm else 0,
@@ -243,6 +246,11 @@ def fd_size(max_fd: int) -> int:
     if max_fd < 64:
         return 64
     return 128 * (1 << (max_fd // 128).bit_length())
+
+
+def ticks(seconds: float) -> int:
+    """The kernel's CPU times (seconds) in USER_HZ clock ticks."""
+    return int(seconds * HZ)
 
 
 def escape_comm(comm: bytes) -> bytes:

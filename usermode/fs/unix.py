@@ -399,7 +399,8 @@ class UnixSocket(Socket):
         if skpair is not None:
             if self.type_ in (SOCK_STREAM, SOCK_SEQPACKET):
                 skpair.shut = SHUTDOWN_MASK
-                if self.queue or embryo:
+                q = self.queue           # a leading empty skb does not count (Linux 6.15+)
+                if q and (q[0].left or len(q) > 1) or embryo:
                     skpair.err = errno.ECONNRESET
                 skpair.waitq.notify()
             else:

@@ -198,18 +198,20 @@ class UnixStreamSocket(UnixSocket):
                     raise Errno(e)
                 if not self.shut & RCV_SHUTDOWN:
                     wait(t, timeo, self.waitq)
+            elif self.err:
+                self.sock_error()             # Linux drops it: the data is returned
             else:
                 w = self.peer
                 stuck = w is None or bool(w.writers) or w.wmem >= w.sndbuf or w.dead
-                if not (self.err or self.shut & RCV_SHUTDOWN or stuck or timeo == 0
-                        or t.timed_out):
+                if not (self.shut & RCV_SHUTDOWN or stuck or timeo == 0 or t.timed_out):
                     wait(t, timeo, self.waitq)
         data = b"".join(skb.data[skb.off:skb.off + n] for skb, n in out)
         r = RecvResult(data, len(data))
         if out:
             r.addr = out[-1][0].sender.addr or b""
-        if self.passcred:
-            r.creds = (out[0][0].creds if out else None) or (0, OVERFLOW_ID, OVERFLOW_ID)
+        if self.passcred:            # nothing read: Linux's zeroed scm_cookie
+            r.creds = ((out[0][0].creds or (0, OVERFLOW_ID, OVERFLOW_ID)) if out
+                       else (0, 0, 0))
         if fds_skb is not None:
             r.fds = self.take_fds(fds_skb, peek)
         if not peek:

@@ -10,7 +10,6 @@ Every reader returns an empty result when the task is gone (ESRCH races are norm
 from __future__ import annotations
 
 import functools
-import os
 from typing import NamedTuple
 
 from usermode.host.stub import STUB_BASE
@@ -32,6 +31,12 @@ def _read(path: str) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+@functools.cache
+def _cpuinfo() -> tuple[tuple[str, ...], ...]:
+    text = _read("/proc/cpuinfo").decode(errors="replace")
+    return tuple(tuple(b.splitlines()) for b in text.strip("\n").split("\n\n") if b)
 
 
 class HostInfo:
@@ -76,11 +81,6 @@ class HostInfo:
     def wchan(self, tid: int) -> str:
         return _read(f"/proc/{tid}/wchan").decode(errors="replace") or "0"
 
-    @functools.cache
     def cpuinfo(self) -> tuple[tuple[str, ...], ...]:
         """The host's processor blocks, each a tuple of raw "key\\t: value" lines."""
-        text = _read("/proc/cpuinfo").decode(errors="replace")
-        return tuple(tuple(b.splitlines()) for b in text.strip("\n").split("\n\n") if b)
-
-    def cpu_count(self) -> int:
-        return os.cpu_count() or 1
+        return _cpuinfo()

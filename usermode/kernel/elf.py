@@ -96,6 +96,7 @@ class ExecPlan:
     gid: int = 0
     egid: int = 0
     mappings: list[Mapping] = field(default_factory=list)
+    arg_range: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 def load_image(inj, img: Image, base_hint: int | None, mappings: list[Mapping]) -> int:
@@ -230,4 +231,5 @@ def load(inj, plan: ExecPlan, host_aux: dict[int, int]) -> tuple[int, int, int, 
     if not inj.write(sp, blob):
         raise Errno(errno.EFAULT)
     plan.mappings = maps
+    plan.arg_range = (a0, a1, e0, e1)
     return start, sp, page_up(end), maps

@@ -146,6 +146,7 @@ def on_exec(self: "Kernel", t: Task) -> None:
     mm.mappings = maps
     mm.exe_path = plan.main.path
     mm.stack_top = sp
+    mm.arg_start, mm.arg_end, mm.env_start, mm.env_end = plan.arg_range
     r = t.regs.r
     pt.getregs(t.host_tid, r)
     for i in range(pt.R15, pt.ORIG_RAX + 1):

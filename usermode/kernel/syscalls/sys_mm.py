@@ -85,7 +85,8 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
     r[pt.R10] = (flags & ~MAP_TYPE) | MAP_PRIVATE | MAP_ANONYMOUS
     r[pt.R8], r[pt.R9] = (1 << 64) - 1, 0
     t.regs.dirty = True
-    name = getattr(f, "path", "") or ""
+    vpath = getattr(f, "vpath", None)
+    name = t.kernel.vfs.d_path(vpath, t.fs.root).decode("utf-8", "surrogateescape") if vpath else ""
 
     def done(t: Task, res: int, data: bytes = data) -> int:
         if res < 0 or res >= (1 << 63):
