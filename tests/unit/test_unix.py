@@ -121,6 +121,7 @@ class FakeTask:
         self.creds = creds or Creds()
         self.timed_out = False
         self.saved_args: tuple = ()
+        self.pending = None                      # set by the kernel while parked
 
     @property
     def pid(self) -> int:
@@ -480,7 +481,7 @@ def test_blocking_send_larger_than_buffer_is_short(t):
     assert isinstance(send(t, a, b"y" * 500000), Block)
 
 
-def test_waitall_reader_and_blocked_writer_do_not_deadlock(t):
+def test_waitall_takes_progressively_with_a_blocked_writer(t):
     a, b = pair(t)
     for _ in range(5):
         assert send(t, a, b"q" * 36544, MSG_DONTWAIT) == 36544
@@ -488,9 +489,36 @@ def test_waitall_reader_and_blocked_writer_do_not_deadlock(t):
     recv(t, b, 36544)
     blk = send(t, a, b"r" * 60000)     # part would fit, but it fits an empty buffer: wait
     assert isinstance(blk, Block)
-    got = recv(t, b, 300000, MSG_WAITALL)
-    assert got == b"q" * (4 * 36544) + b"r" * 36544   # the writer is stuck: take what is there
-    assert send(t, a, b"r" * 60000) == 60000
+    buf = t.mm.alloc(300000)
+    call = (b, buf, 300000, MSG_WAITALL, 0, 0)
+    assert isinstance(t.sys(S.sys_recvfrom, *call), Block)   # took what was queued
+    assert fileof(t, a).wmem == 0 and fileof(t, a).poll() & POLLOUT
+    assert send(t, a, b"s" * 60000) == 60000                  # so the writer goes on
+    assert isinstance(t.rerun(S.sys_recvfrom, *call), Block)
+    assert send(t, a, b"t" * 57280) == 57280
+    assert t.rerun(S.sys_recvfrom, *call) == 300000
+    got = t.mm.copy_in(buf, 300000)
+    assert got == b"q" * (4 * 36544) + b"r" * 36544 + b"s" * 60000 + b"t" * 57280
+
+
+def test_abandoned_waitall_gives_its_bytes_back(t):
+    a, b = pair(t)
+    send(t, a, b"abc")
+    buf = t.mm.alloc(10)
+    assert isinstance(t.sys(S.sys_recvfrom, b, buf, 10, MSG_WAITALL, 0, 0), Block)
+    p = t.mm.alloc(4)
+    fileof(t, b).ioctl(t, FIONREAD, p)
+    assert t.mm.read_i32(p) == 0                 # taken, as on Linux
+    send(t, a, b"def")
+    assert recv(t, b, 100) == b"abcdef"          # a new call: the stash went back first
+    send(t, a, b"12")
+    assert isinstance(t.sys(S.sys_recvfrom, b, buf, 10, MSG_WAITALL, 0, 0), Block)
+    t.timed_out = True                           # SO_RCVTIMEO expiry returns the part
+    assert t.rerun(S.sys_recvfrom, b, buf, 10, MSG_WAITALL, 0, 0) == 2
+    t.timed_out = False
+    send(t, a, b"xyz")
+    t.sys(S.sys_shutdown, a, 1)
+    assert recv(t, b, 10, MSG_WAITALL) == b"xyz"
 
 
 def test_sndbuf_rcvbuf_options(t):
@@ -987,3 +1015,38 @@ def test_table_entries():
               "sendto", "recvfrom", "sendmsg", "recvmsg", "shutdown", "getsockname",
               "getpeername", "setsockopt", "getsockopt", "sendmmsg", "recvmmsg"):
         assert n in names
+
+
+def test_peer_options_edges(t):
+    fd = sock(t)
+    assert getopt(t, fd, SO_PEERGROUPS, 64) == -errno.ENODATA
+    assert getopt(t, fd, 28, 64) == -errno.ENOTCONN                  # SO_PEERNAME
+    a, _ = pair(t)
+    assert getopt(t, a, 28, 2) == struct.pack("<H", AF_UNIX)
+    assert getopt(t, a, 28, 16) == -errno.EINVAL                     # sic, as Linux
+
+
+def test_dgram_pollout_relay(t):
+    srv = sock(t, DGRAM)
+    bind(t, srv, sun("\0relay"))
+    c = sock(t, DGRAM)
+    connect(t, c, sun("\0relay"))
+    count_sends(t, c, b"m")
+    fc = fileof(t, c)
+    assert not fc.poll() & POLLOUT
+    woke = []
+    fc.waitq.add(lambda: woke.append(1))
+    recv(t, srv)                                  # the receiver's queue drains...
+    assert woke and fc.poll() & POLLOUT           # ...and the sender's pollers hear it
+    t.files.close(srv)
+    assert fc.poll() & POLLOUT                    # a dead peer: writable, to see the error
+    assert send(t, c, b"x") == -errno.ECONNREFUSED
+
+
+def test_listener_poll_and_shutdown(t):
+    lfd = listener(t, "\0lsh")
+    blk = accept(t, lfd)[0]
+    assert isinstance(blk, Block)
+    t.sys(S.sys_shutdown, lfd, 0)
+    assert accept(t, lfd)[0] == -errno.EINVAL
+    assert connect(t, sock(t), sun("\0lsh")) == -errno.ECONNREFUSED

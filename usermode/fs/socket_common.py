@@ -11,12 +11,14 @@ import errno
 import itertools
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+import weakref
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from usermode.fs.fdtable import put_file
 from usermode.fs.file import O_CLOEXEC, O_NONBLOCK, O_RDWR, File
 from usermode.fs.stat import S_IFSOCK, Stat, makedev
-from usermode.kernel.errors import Errno
+from usermode.kernel.errors import Block, Errno
+from usermode.kernel.wait import WaitQueue
 
 if TYPE_CHECKING:
     from usermode.kernel.task import Task
@@ -58,12 +60,26 @@ INT_MAX = 0x7FFFFFFF
 SOCKFS_DEV = makedev(0, 8)
 POLLWRBAND = 0x200
 SIGPIPE = 13
+SOMAXCONN = 4096                      # net.core.somaxconn
+WMEM_DEFAULT = RMEM_DEFAULT = 212992  # net.core.[wr]mem_default
+WMEM_MAX = RMEM_MAX = 212992          # net.core.[wr]mem_max
+SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF = 4608, 2304
+HZ = 250                              # socket timeouts are kept in jiffies
+LONG_MAX = (1 << 63) - 1              # MAX_SCHEDULE_TIMEOUT
+
+_GENERIC_BOOLS = {SO_REUSEADDR, SO_DONTROUTE, SO_BROADCAST, SO_KEEPALIVE, SO_OOBINLINE,
+                  SO_NO_CHECK, SO_REUSEPORT, SO_TIMESTAMP_OLD, SO_PASSSEC,
+                  SO_TIMESTAMPNS_OLD, SO_RXQ_OVFL, SO_WIFI_STATUS, SO_NOFCS,
+                  SO_SELECT_ERR_QUEUE, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW, SO_DEBUG}
+_GENERIC_INTS = {SO_PRIORITY: 0, SO_MARK: 0, SO_BUSY_POLL: 0, SO_INCOMING_CPU: -1}
+_cookies = itertools.count(1)
 
 _CMSGHDR = struct.Struct("<Qii")
 CMSGHDR_SIZE = _CMSGHDR.size          # 16: cmsg_len is a size_t
 _MSGHDR = struct.Struct("<Qi4xQQQQi4x")
 MSGHDR_SIZE = _MSGHDR.size            # 56
 _UCRED = struct.Struct("<iII")
+_INT = struct.Struct("<i")
 
 _socket_ino = itertools.count(40000)
 
@@ -135,6 +151,58 @@ class Payload:
         return b"".join(out)
 
 
+# -- blocking with socket timeouts
+_deadlines: "weakref.WeakKeyDictionary[Task, tuple[object, float]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def wait(t: "Task", timeo: int | None, *queues: WaitQueue) -> NoReturn:
+    """Block on queues with a socket timeout in jiffies (None: forever, 0: don't wait,
+    EAGAIN). The deadline of a timed wait is kept across the re-runs of one call (the
+    call is recognised by its saved-arguments tuple), so wake-ups do not extend it."""
+    if timeo == 0 or t.timed_out:
+        raise Errno(errno.EAGAIN)
+    if timeo is None:
+        raise Block(*queues)
+    now = t.kernel.clock.monotonic()
+    token = t.saved_args
+    ent = _deadlines.get(t)
+    if ent is None or ent[0] is not token:
+        ent = (token, now + timeo / HZ)
+        _deadlines[t] = ent
+    left = ent[1] - now
+    if left <= 0:
+        raise Errno(errno.EAGAIN)
+    raise Block(*queues, timeout=left)
+
+
+def timeval_to_jiffies(sec: int, usec: int) -> int | None:
+    """sock_set_timeout: None is "forever"; a negative time means "never wait"."""
+    if usec < 0 or usec >= 1000000:
+        raise Errno(errno.EDOM)
+    if sec < 0:
+        return 0
+    if sec == 0 and usec == 0 or sec >= LONG_MAX // HZ - 1:
+        return None
+    return sec * HZ + -(-usec // (1000000 // HZ))
+
+
+def jiffies_to_timeval(j: int | None) -> bytes:
+    if j is None:
+        return struct.pack("<qq", 0, 0)
+    return struct.pack("<qq", j // HZ, (j % HZ) * 1000000 // HZ)
+
+
+class PeerGroupsRange(Errno):
+    """ERANGE from SO_PEERGROUPS: getsockopt(2) stores the needed length in *optlen."""
+
+    __slots__ = ("needed",)
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(errno.ERANGE)
+        self.needed = needed
+
+
 # -- the file
 class Socket(File):
     """A socket file (sockfs inode). Families override the operations they support;
@@ -150,6 +218,33 @@ class Socket(File):
         self.uid = t.creds.fsuid
         self.gid = t.creds.fsgid
         self.owner_pid = 0            # F_SETOWN / FIOSETOWN (recorded, no SIGIO)
+        self.err = 0                  # sk_err: reported once by SO_ERROR or an operation
+        self.sndbuf = WMEM_DEFAULT
+        self.rcvbuf = RMEM_DEFAULT
+        self.rcvtimeo: int | None = None          # jiffies; None: forever
+        self.sndtimeo: int | None = None
+        self.rcvlowat = 1
+        self.peek_off = -1
+        self.linger = (0, 0)
+        self.opts: dict[int, int] = {}            # the plain boolean/int options
+        self.cookie = 0
+
+    def sock_error(self) -> int:
+        e, self.err = self.err, 0
+        return e
+
+    def rcv_timeo(self, flags: int) -> int | None:
+        return 0 if flags & MSG_DONTWAIT else self.rcvtimeo
+
+    def snd_timeo(self, flags: int) -> int | None:
+        return 0 if flags & MSG_DONTWAIT else self.sndtimeo
+
+    def listening(self) -> bool:
+        return False
+
+    def sndbuf_changed(self) -> None:
+        """sk_write_space: more room may make the socket writable."""
+        self.waitq.notify()
 
     # -- file side
     def stat(self) -> Stat:
@@ -209,11 +304,99 @@ class Socket(File):
     def getpeername(self, t: "Task") -> bytes:
         raise Errno(errno.ENOTCONN)
 
+    # -- options: the generic SOL_SOCKET ones (sk_getsockopt / sk_setsockopt); families
+    # override for their own and for other levels (EOPNOTSUPP without any)
     def getsockopt(self, t: "Task", level: int, name: int, optlen: int) -> bytes:
-        raise Errno(errno.ENOPROTOOPT if level == SOL_SOCKET else errno.EOPNOTSUPP)
+        if level != SOL_SOCKET:
+            raise Errno(errno.EOPNOTSUPP)
+        i = _INT.pack
+        if name == SO_TYPE:
+            return i(self.type_)
+        if name == SO_PROTOCOL:
+            return i(self.protocol)
+        if name == SO_DOMAIN:
+            return i(self.family)
+        if name == SO_ERROR:
+            return i(self.sock_error())
+        if name == SO_ACCEPTCONN:
+            return i(int(self.listening()))
+        if name == SO_SNDBUF:
+            return i(self.sndbuf)
+        if name == SO_RCVBUF:
+            return i(self.rcvbuf)
+        if name in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW):
+            return jiffies_to_timeval(self.rcvtimeo)
+        if name in (SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
+            return jiffies_to_timeval(self.sndtimeo)
+        if name == SO_RCVLOWAT:
+            return i(self.rcvlowat)
+        if name == SO_SNDLOWAT:
+            return i(1)
+        if name == SO_LINGER:
+            return struct.pack("<ii", *self.linger)
+        if name == SO_PEEK_OFF:
+            return i(self.peek_off)
+        if name == SO_COOKIE:
+            if not self.cookie:
+                self.cookie = next(_cookies)
+            return struct.pack("<Q", self.cookie)
+        if name == SO_BINDTODEVICE:
+            return b""
+        if name in _GENERIC_BOOLS:
+            return i(self.opts.get(name, 0))
+        if name in _GENERIC_INTS:
+            return i(self.opts.get(name, _GENERIC_INTS[name]))
+        raise Errno(errno.ENOPROTOOPT)
 
     def setsockopt(self, t: "Task", level: int, name: int, val: bytes) -> None:
-        raise Errno(errno.ENOPROTOOPT if level == SOL_SOCKET else errno.EOPNOTSUPP)
+        if level != SOL_SOCKET:
+            raise Errno(errno.EOPNOTSUPP)
+        if len(val) < 4:
+            raise Errno(errno.EINVAL)
+        v = _INT.unpack_from(val)[0]
+        privileged = t.creds.euid == 0          # CAP_NET_ADMIN
+        if name in (SO_SNDBUF, SO_SNDBUFFORCE, SO_RCVBUF, SO_RCVBUFFORCE):
+            if name in (SO_SNDBUFFORCE, SO_RCVBUFFORCE):
+                if not privileged:
+                    raise Errno(errno.EPERM)
+                v = max(v, 0)
+            else:
+                v = min(v & 0xFFFFFFFF, WMEM_MAX if name == SO_SNDBUF else RMEM_MAX)
+            v = min(v, INT_MAX // 2)
+            if name in (SO_SNDBUF, SO_SNDBUFFORCE):
+                self.sndbuf = max(v * 2, SOCK_MIN_SNDBUF)
+                self.sndbuf_changed()
+            else:
+                self.rcvbuf = max(v * 2, SOCK_MIN_RCVBUF)
+        elif name in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW, SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
+            if len(val) < 16:
+                raise Errno(errno.EINVAL)
+            j = timeval_to_jiffies(*struct.unpack_from("<qq", val))
+            if name in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW):
+                self.rcvtimeo = j
+            else:
+                self.sndtimeo = j
+        elif name == SO_RCVLOWAT:
+            self.rcvlowat = (INT_MAX if v < 0 else v) or 1
+        elif name == SO_LINGER:
+            if len(val) < 8:
+                raise Errno(errno.EINVAL)
+            on, secs = struct.unpack_from("<ii", val)
+            self.linger = (1, max(secs, 0)) if on else (0, 0)
+        elif name == SO_PEEK_OFF:
+            self.peek_off = v
+        elif name == SO_DEBUG and v and not privileged:
+            raise Errno(errno.EACCES)
+        elif name in _GENERIC_BOOLS:
+            self.opts[name] = int(v != 0)
+        elif name == SO_PRIORITY and not 0 <= v <= 6 and not privileged:
+            raise Errno(errno.EPERM)
+        elif name == SO_MARK and not privileged:
+            raise Errno(errno.EPERM)
+        elif name in _GENERIC_INTS:
+            self.opts[name] = v
+        else:
+            raise Errno(errno.ENOPROTOOPT)
 
 
 # -- families

@@ -10,7 +10,8 @@ wmem < SO_SNDBUF, and POLLOUT is reported while 4 * wmem <= SO_SNDBUF. So nonblo
 writers see EAGAIN after the same number of bytes as on Linux.
 
 The subclasses (unix_stream.py, unix_dgram.py) register themselves in UNIX_TYPES.
-Blocking: handlers raise Block before changing anything; see wait() for timeouts.
+Blocking: handlers raise Block before changing anything (but see the MSG_WAITALL
+stash in unix_stream.py); socket_common.wait() keeps SO_RCVTIMEO/SO_SNDTIMEO deadlines.
 """
 from __future__ import annotations
 
@@ -18,29 +19,17 @@ import errno
 import struct
 import weakref
 from collections import deque
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from usermode.fs.fdtable import put_file
 from usermode.fs.file import O_RDWR, File
 from usermode.fs.perm import MAY_WRITE, check
-from usermode.fs.socket_common import (AF_UNIX, FIONREAD, MSG_DONTWAIT, SIOCOUTQ, SO_ACCEPTCONN,
-                                       SO_BINDTODEVICE, SO_BROADCAST, SO_BUSY_POLL,
-                                       SO_COOKIE, SO_DEBUG, SO_DOMAIN, SO_DONTROUTE,
-                                       SO_ERROR, SO_INCOMING_CPU, SO_KEEPALIVE, SO_LINGER,
-                                       SO_MARK, SO_NO_CHECK, SO_NOFCS, SO_OOBINLINE,
-                                       SO_PASSCRED, SO_PASSSEC, SO_PEERCRED, SO_PEERGROUPS,
-                                       SO_PEERNAME, SO_PEERSEC, SO_PEEK_OFF, SO_PRIORITY,
-                                       SO_PROTOCOL, SO_RCVBUF, SO_RCVBUFFORCE, SO_RCVLOWAT,
-                                       SO_RCVTIMEO_NEW, SO_RCVTIMEO_OLD, SO_REUSEADDR,
-                                       SO_REUSEPORT, SO_RXQ_OVFL, SO_SELECT_ERR_QUEUE,
-                                       SO_SNDBUF, SO_SNDBUFFORCE, SO_SNDLOWAT,
-                                       SO_SNDTIMEO_NEW, SO_SNDTIMEO_OLD, SO_TIMESTAMP_NEW,
-                                       SO_TIMESTAMP_OLD, SO_TIMESTAMPNS_NEW,
-                                       SO_TIMESTAMPNS_OLD, SO_TYPE, SO_WIFI_STATUS,
-                                       SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET, SOCK_STREAM,
-                                       SOL_SOCKET, INT_MAX, Socket, Ucred, pack_ucred)
+from usermode.fs.socket_common import (AF_UNIX, FIONREAD, SIOCOUTQ, SO_PASSCRED,
+                                       SO_PEERCRED, SO_PEERGROUPS, SO_PEERNAME, SOCK_DGRAM,
+                                       SOCK_RAW, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET,
+                                       PeerGroupsRange, Socket, Ucred, pack_ucred)
 from usermode.fs.stat import S_IFMT, S_IFSOCK
-from usermode.kernel.errors import Block, Errno
+from usermode.kernel.errors import Errno
 from usermode.kernel.wait import WaitQueue
 
 if TYPE_CHECKING:
@@ -52,22 +41,9 @@ SUN_PATH = 2                                  # offsetof(struct sockaddr_un, sun
 SOCKADDR_UN_SIZE = 110
 UNNAMED = struct.pack("<H", AF_UNIX)          # what getsockname reports for no name
 AT_FDCWD = -100
-WMEM_DEFAULT = RMEM_DEFAULT = 212992          # net.core.[wr]mem_default
-WMEM_MAX = RMEM_MAX = 212992                  # net.core.[wr]mem_max
-SOCK_MIN_SNDBUF, SOCK_MIN_RCVBUF = 4608, 2304
 MAX_DGRAM_QLEN = 10                           # net.unix.max_dgram_qlen
-SOMAXCONN = 4096
-HZ = 250                                      # socket timeouts are kept in jiffies
 OVERFLOW_ID = 65534
 SKB_SHINFO, SKB_HEAD = 320, 256               # aligned skb_shared_info / sk_buff sizes
-
-_GENERIC_BOOLS = {SO_REUSEADDR, SO_DONTROUTE, SO_BROADCAST, SO_KEEPALIVE, SO_OOBINLINE,
-                  SO_NO_CHECK, SO_REUSEPORT, SO_TIMESTAMP_OLD, SO_PASSSEC,
-                  SO_TIMESTAMPNS_OLD, SO_RXQ_OVFL, SO_WIFI_STATUS, SO_NOFCS,
-                  SO_SELECT_ERR_QUEUE, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW, SO_DEBUG}
-_GENERIC_INTS = {SO_PRIORITY: 0, SO_MARK: 0, SO_BUSY_POLL: 0, SO_INCOMING_CPU: -1}
-_cookies = iter(range(1, 1 << 62))
-
 
 def skb_truesize(head: int, paged: int = 0) -> int:
     """What an skb with `head` linear bytes and `paged` bytes in page frags charges:
@@ -108,8 +84,6 @@ class UnixNamespace:
 
 
 _namespaces: "weakref.WeakKeyDictionary[object, UnixNamespace]" = weakref.WeakKeyDictionary()
-_deadlines: "weakref.WeakKeyDictionary[Task, tuple[object, float]]" = \
-    weakref.WeakKeyDictionary()
 
 
 def namespace_of(kernel: object) -> UnixNamespace:
@@ -117,26 +91,6 @@ def namespace_of(kernel: object) -> UnixNamespace:
     if ns is None:
         ns = _namespaces[kernel] = UnixNamespace()
     return ns
-
-
-def wait(t: "Task", timeo: int | None, *queues: WaitQueue) -> NoReturn:
-    """Block on queues with a socket timeout in jiffies (None: forever, 0: don't wait,
-    EAGAIN). The deadline of a timed wait is kept across the re-runs of one call (the
-    call is recognised by its saved-arguments tuple), so wake-ups do not extend it."""
-    if timeo == 0 or t.timed_out:
-        raise Errno(errno.EAGAIN)
-    if timeo is None:
-        raise Block(*queues)
-    now = t.kernel.clock.monotonic()
-    token = t.saved_args
-    ent = _deadlines.get(t)
-    if ent is None or ent[0] is not token:
-        ent = (token, now + timeo / HZ)
-        _deadlines[t] = ent
-    left = ent[1] - now
-    if left <= 0:
-        raise Errno(errno.EAGAIN)
-    raise Block(*queues, timeout=left)
 
 
 def peer_cred_of(t: "Task") -> tuple[int, int, int, list[int]]:
@@ -161,22 +115,6 @@ def bsd_path(addr: bytes) -> bytes:
     return addr[SUN_PATH:].split(b"\0", 1)[0]
 
 
-def timeval_to_jiffies(sec: int, usec: int) -> int | None:
-    if usec < 0 or usec >= 1000000:
-        raise Errno(errno.EDOM)
-    if sec < 0:
-        return 0
-    if sec == 0 and usec == 0 or sec >= (INT_MAX * 2 + 1) // HZ - 1:
-        return None
-    return sec * HZ + -(-usec // (1000000 // HZ))
-
-
-def jiffies_to_timeval(j: int | None) -> bytes:
-    if j is None:
-        return struct.pack("<qq", 0, 0)
-    return struct.pack("<qq", j // HZ, (j % HZ) * 1000000 // HZ)
-
-
 class UnixSocket(Socket):
     family = AF_UNIX
 
@@ -191,7 +129,6 @@ class UnixSocket(Socket):
         self.queue: deque[Skb] = deque()
         self.wmem = 0
         self.shut = 0
-        self.err = 0
         self.dead = False
         self.embryo = False                   # queued on a listener, not yet accepted
         self.peer_cred: tuple[int, int, int, list[int]] | None = None
@@ -199,29 +136,9 @@ class UnixSocket(Socket):
         self.pending: deque[UnixSocket] = deque()     # embryos, for listeners
         self.peer_wait = WaitQueue()          # connectors / dgram senders waiting on us
         self.connected_from: "weakref.WeakSet[UnixSocket]" = weakref.WeakSet()
-        self.writers: "weakref.WeakSet[Task]" = weakref.WeakSet()  # blocked in send
         self.passcred = False
-        self.sndbuf = WMEM_DEFAULT
-        self.rcvbuf = RMEM_DEFAULT
-        self.rcvtimeo: int | None = None
-        self.sndtimeo: int | None = None
-        self.rcvlowat = 1
-        self.peek_off = -1
-        self.linger = (0, 0)
-        self.opts: dict[int, int] = {}
-        self.cookie = 0
 
     # -- helpers for subclasses
-    def sock_error(self) -> int:
-        e, self.err = self.err, 0
-        return e
-
-    def rcv_timeo(self, flags: int) -> int | None:
-        return 0 if flags & MSG_DONTWAIT else self.rcvtimeo
-
-    def snd_timeo(self, flags: int) -> int | None:
-        return 0 if flags & MSG_DONTWAIT else self.sndtimeo
-
     def writable(self) -> bool:
         """unix_writable"""
         return self.state != TCP_LISTEN and self.wmem * 4 <= self.sndbuf
@@ -431,134 +348,39 @@ class UnixSocket(Socket):
             return 0
         return super().ioctl(t, cmd, arg)
 
-    # -- options
+    # -- options (the generic SOL_SOCKET ones are Socket's)
+    def listening(self) -> bool:
+        return self.state == TCP_LISTEN
+
     def getsockopt(self, t: "Task", level: int, name: int, optlen: int) -> bytes:
-        if level != SOL_SOCKET:
-            raise Errno(errno.EOPNOTSUPP)
-        i = struct.Struct("<i").pack
-        if name == SO_TYPE:
-            return i(self.type_)
-        if name == SO_PROTOCOL:
-            return i(0)
-        if name == SO_DOMAIN:
-            return i(AF_UNIX)
-        if name == SO_ERROR:
-            return i(self.sock_error())
-        if name == SO_ACCEPTCONN:
-            return i(int(self.state == TCP_LISTEN))
-        if name == SO_SNDBUF:
-            return i(self.sndbuf)
-        if name == SO_RCVBUF:
-            return i(self.rcvbuf)
-        if name == SO_PASSCRED:
-            return i(int(self.passcred))
-        if name == SO_PEERCRED:
-            pc = self.peer_cred
-            return pack_ucred((pc[0], pc[1], pc[2]) if pc else (0, -1, -1))
-        if name == SO_PEERGROUPS:
-            groups = self.peer_cred[3] if self.peer_cred else []
-            if optlen < 4 * len(groups):
-                raise _Range(4 * len(groups))
-            return struct.pack(f"<{len(groups)}I", *groups)
-        if name == SO_PEERNAME:
-            name_ = self.getpeername(t)
-            if optlen < len(name_):
-                raise Errno(errno.EINVAL)
-            return name_
-        if name in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW):
-            return jiffies_to_timeval(self.rcvtimeo)
-        if name in (SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
-            return jiffies_to_timeval(self.sndtimeo)
-        if name == SO_RCVLOWAT:
-            return i(self.rcvlowat)
-        if name == SO_SNDLOWAT:
-            return i(1)
-        if name == SO_LINGER:
-            return struct.pack("<ii", *self.linger)
-        if name == SO_PEEK_OFF:
-            return i(self.peek_off)
-        if name == SO_COOKIE:
-            if not self.cookie:
-                self.cookie = next(_cookies)
-            return struct.pack("<Q", self.cookie)
-        if name == SO_BINDTODEVICE:
-            return b""
-        if name in _GENERIC_BOOLS:
-            return i(self.opts.get(name, 0))
-        if name in _GENERIC_INTS:
-            return i(self.opts.get(name, _GENERIC_INTS[name]))
-        raise Errno(errno.ENOPROTOOPT)
+        if level == SOL_SOCKET:
+            if name == SO_PASSCRED:
+                return struct.pack("<i", int(self.passcred))
+            if name == SO_PEERCRED:
+                pc = self.peer_cred
+                return pack_ucred((pc[0], pc[1], pc[2]) if pc else (0, -1, -1))
+            if name == SO_PEERGROUPS:
+                if self.peer_cred is None:
+                    raise Errno(errno.ENODATA)
+                groups = self.peer_cred[3]
+                if optlen < 4 * len(groups):
+                    raise PeerGroupsRange(4 * len(groups))
+                return struct.pack(f"<{len(groups)}I", *groups)
+            if name == SO_PEERNAME:
+                name_ = self.getpeername(t)
+                if len(name_) < optlen:       # sic: Linux refuses a buffer that is too big
+                    raise Errno(errno.EINVAL)
+                return name_
+        return super().getsockopt(t, level, name, optlen)
 
     def setsockopt(self, t: "Task", level: int, name: int, val: bytes) -> None:
-        if level != SOL_SOCKET:
-            raise Errno(errno.EOPNOTSUPP)
-        if len(val) < 4:
-            raise Errno(errno.EINVAL)
-        v = struct.unpack_from("<i", val)[0]
-        privileged = t.creds.euid == 0
-        if name in (SO_SNDBUF, SO_SNDBUFFORCE, SO_RCVBUF, SO_RCVBUFFORCE):
-            if name in (SO_SNDBUFFORCE, SO_RCVBUFFORCE):
-                if not privileged:
-                    raise Errno(errno.EPERM)
-                v = max(v, 0)
-            else:
-                v = min(v & 0xFFFFFFFF, WMEM_MAX if name == SO_SNDBUF else RMEM_MAX)
-            v = min(v, INT_MAX // 2)
-            if name in (SO_SNDBUF, SO_SNDBUFFORCE):
-                self.sndbuf = max(v * 2, SOCK_MIN_SNDBUF)
-                self.waitq.notify()
-            else:
-                self.rcvbuf = max(v * 2, SOCK_MIN_RCVBUF)
-        elif name == SO_PASSCRED:
-            self.passcred = v != 0
-        elif name in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW, SO_SNDTIMEO_OLD, SO_SNDTIMEO_NEW):
-            if len(val) < 16:
+        if level == SOL_SOCKET and name == SO_PASSCRED:
+            if len(val) < 4:
                 raise Errno(errno.EINVAL)
-            j = timeval_to_jiffies(*struct.unpack_from("<qq", val))
-            if name in (SO_RCVTIMEO_OLD, SO_RCVTIMEO_NEW):
-                self.rcvtimeo = j
-            else:
-                self.sndtimeo = j
-        elif name == SO_RCVLOWAT:
-            self.rcvlowat = (INT_MAX if v < 0 else v) or 1
-        elif name == SO_LINGER:
-            if len(val) < 8:
-                raise Errno(errno.EINVAL)
-            on, secs = struct.unpack_from("<ii", val)
-            self.linger = (1, max(secs, 0)) if on else (0, 0)
-        elif name == SO_PEEK_OFF:
-            self.peek_off = v
-        elif name == SO_DEBUG:
-            if v and not privileged:
-                raise Errno(errno.EACCES)
-            self.opts[name] = int(v != 0)
-        elif name in _GENERIC_BOOLS:
-            self.opts[name] = int(v != 0)
-        elif name == SO_PRIORITY:
-            if not 0 <= v <= 6 and not privileged:
-                raise Errno(errno.EPERM)
-            self.opts[name] = v
-        elif name == SO_MARK:
-            if not privileged:
-                raise Errno(errno.EPERM)
-            self.opts[name] = v
-        elif name in _GENERIC_INTS:
-            self.opts[name] = v
-        else:
-            raise Errno(errno.ENOPROTOOPT)
+            self.passcred = struct.unpack_from("<i", val)[0] != 0
+            return
+        super().setsockopt(t, level, name, val)
 
-
-class _Range(Errno):
-    """ERANGE from SO_PEERGROUPS: the caller stores the needed length in *optlen."""
-
-    __slots__ = ("needed",)
-
-    def __init__(self, needed: int) -> None:
-        super().__init__(errno.ERANGE)
-        self.needed = needed
-
-
-PeerGroupsRange = _Range
 
 # SOCK_* -> class; filled by unix_stream.py and unix_dgram.py
 UNIX_TYPES: dict[int, type[UnixSocket]] = {}

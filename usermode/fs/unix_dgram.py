@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 from usermode.fs.file import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP, POLLRDNORM, POLLWRNORM
 from usermode.fs.socket_common import (AF_UNSPEC, MSG_OOB, MSG_PEEK, MSG_TRUNC, POLLWRBAND,
                                        SOCK_DGRAM, SOCK_SEQPACKET, Payload, RecvResult,
-                                       SendCtl)
+                                       SendCtl, wait)
 from usermode.fs.unix import (OVERFLOW_ID, RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK,
                               TCP_CLOSE, TCP_ESTABLISHED, UNIX_TYPES, Skb, UnixSocket,
-                              skb_truesize, validate_addr, wait)
+                              skb_truesize, validate_addr)
 from usermode.kernel.errors import Errno
 
 if TYPE_CHECKING:

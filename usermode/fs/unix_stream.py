@@ -10,22 +10,25 @@ Where Linux would sleep in the middle of a call that already moved data we canno
 (a handler is re-run from scratch after a wake), so:
 - a blocking send that fits into an empty buffer waits until it fits whole; a larger one
   sends what fits now and returns a short count (as pipes do past PIPE_BUF);
-- MSG_WAITALL / SO_RCVLOWAT wait until enough is queued, but return what is there once
-  the writer cannot add more (it is blocked, or the buffer is full), on EOF or timeout.
+- MSG_WAITALL / SO_RCVLOWAT reads take what is queued into a per-call stash and wait for
+  the rest, as Linux does; if that call is abandoned (a signal, a restart, an exit) the
+  stash goes back to the head of the queue, so nothing is lost (Linux would return the
+  partial count instead).
 """
 from __future__ import annotations
 
 import errno
+import weakref
 from typing import TYPE_CHECKING
 
 from usermode.fs.file import (O_RDWR, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP,
                               POLLRDNORM, POLLWRNORM, File)
 from usermode.fs.socket_common import (MSG_NOSIGNAL, MSG_OOB, MSG_PEEK, MSG_WAITALL,
                                        POLLWRBAND, SIGPIPE, SOCK_SEQPACKET, SOCK_STREAM,
-                                       Payload, RecvResult, SendCtl)
+                                       Payload, RecvResult, SendCtl, wait)
 from usermode.fs.unix import (OVERFLOW_ID, RCV_SHUTDOWN, SEND_SHUTDOWN, SHUTDOWN_MASK,
                               TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN, UNIX_TYPES, Skb,
-                              UnixSocket, peer_cred_of, skb_truesize, validate_addr, wait)
+                              Ucred, UnixSocket, peer_cred_of, skb_truesize, validate_addr)
 from usermode.fs.unix_dgram import dgram_poll, dgram_recv, dgram_send
 from usermode.kernel.errors import Errno
 
@@ -36,12 +39,30 @@ SKB_MAX_HEAD0 = 4096 - 320                    # linear part of a stream skb
 FRAGS_SZ = 32768                              # UNIX_SKB_FRAGS_SZ
 
 
+_ANY = object()                               # _walk: no credentials seen yet
+
+
 def stream_truesize(size: int) -> int:
     paged = min(size, (max(0, size - SKB_MAX_HEAD0) + 4095) & ~4095)
     return skb_truesize(size - paged, paged)
 
 
+class Stash:
+    """Bytes a waiting MSG_WAITALL read has taken so far (its call is `token`)."""
+
+    __slots__ = ("owner", "token", "data", "sender", "creds")
+
+    def __init__(self, t: "Task", sender: UnixSocket, creds: Ucred | None) -> None:
+        self.owner = weakref.ref(t)
+        self.token = t.saved_args
+        self.data = bytearray()
+        self.sender = sender
+        self.creds = creds
+
+
 class UnixStreamSocket(UnixSocket):
+    stash: Stash | None = None
+
     # -- connections
     def listen(self, t: "Task", backlog: int) -> None:
         if self.addr is None or self.state not in (TCP_CLOSE, TCP_LISTEN):
@@ -137,11 +158,7 @@ class UnixStreamSocket(UnixSocket):
             timeo = self.snd_timeo(flags)
             blocking = timeo != 0 and not t.timed_out
             if not sizes or (blocking and sum(self._plan(total, 0)) == total):
-                if blocking:
-                    self.writers.add(t)
-                    other.waitq.notify()      # a MSG_WAITALL reader may now take a part
                 wait(t, timeo, self.waitq)
-        self.writers.discard(t)
         sent = sum(sizes)
         payload = data.read(sent)
         fds: list[File] | None = list(ctl.fds) if ctl is not None and ctl.fds else None
@@ -157,20 +174,20 @@ class UnixStreamSocket(UnixSocket):
         other.waitq.notify()
         return sent
 
-    def _walk(self, size: int, peek: bool) -> tuple[list[tuple[Skb, int]], int, bool,
-                                                    Skb | None]:
+    def _walk(self, size: int, peek: bool, creds: object = _ANY
+              ) -> tuple[list[tuple[Skb, int]], int, bool, Skb | None]:
         """What one receive of `size` bytes would take: (skb, bytes) pairs, the total,
         whether it ran out of queue with room left, and the skb whose files it gets.
-        Reading stops after files, and between writers' credentials under SO_PASSCRED;
-        a peek goes on over the later skbs even when `size` is used up, as Linux's does
-        (so it reports their files)."""
+        Reading stops after files, and between writers' credentials under SO_PASSCRED
+        (`creds`: those of what this read already has); a peek goes on over the later
+        skbs even when `size` is used up, as Linux's does (so it reports their files)."""
         out: list[tuple[Skb, int]] = []
         copied = 0
-        first = None
         for skb in self.queue:
-            if first is not None and self.passcred and skb.creds != first.creds:
+            if creds is not _ANY and self.passcred and skb.creds != creds:
                 return out, copied, False, None
-            first = first or skb
+            if creds is _ANY:
+                creds = skb.creds
             n = min(skb.left, size)
             out.append((skb, n))
             copied += n
@@ -182,17 +199,45 @@ class UnixStreamSocket(UnixSocket):
         # a peek that saw data returns it; only an empty queue makes it wait
         return out, copied, not (peek and out), None
 
+    def _consume(self, out: list[tuple[Skb, int]]) -> bytes:
+        data = b"".join(skb.data[skb.off:skb.off + n] for skb, n in out)
+        for skb, n in out:
+            skb.off += n
+            if skb.left == 0:
+                self.queue.popleft()
+                self.free_skb(skb)
+        return data
+
+    def _own_stash(self, t: "Task") -> Stash | None:
+        """This call's stash, if it has one. A stash whose call was abandoned goes back
+        to the head of the queue; another task's live one is left alone."""
+        st = self.stash
+        if st is None:
+            return None
+        owner = st.owner()
+        if owner is t and st.token is t.saved_args:
+            return st
+        if owner is not None and owner is not t and owner.pending is not None \
+                and owner.saved_args is st.token:
+            return None
+        self.stash = None
+        self.queue.appendleft(Skb(bytes(st.data), st.sender, st.creds, None, 0))
+        return None
+
     def recvmsg(self, t: "Task", size: int, flags: int) -> RecvResult:
         if self.state != TCP_ESTABLISHED:
             raise Errno(errno.EINVAL)
         if flags & MSG_OOB:
             raise Errno(errno.EOPNOTSUPP)
         peek = bool(flags & MSG_PEEK)
+        st = self._own_stash(t)
+        have = len(st.data) if st is not None else 0
         target = (size if flags & MSG_WAITALL else min(self.rcvlowat, size)) or 1
-        out, copied, at_end, fds_skb = self._walk(size, peek)
-        if at_end and copied < target:
+        out, copied, at_end, fds_skb = self._walk(size - have, peek,
+                                                  st.creds if st is not None else _ANY)
+        if at_end and have + copied < target:
             timeo = self.rcv_timeo(flags)
-            if copied == 0:
+            if have + copied == 0:
                 e = self.sock_error()
                 if e:
                     raise Errno(e)
@@ -200,26 +245,29 @@ class UnixStreamSocket(UnixSocket):
                     wait(t, timeo, self.waitq)
             elif self.err:
                 self.sock_error()             # Linux drops it: the data is returned
-            else:
-                w = self.peer
-                stuck = w is None or bool(w.writers) or w.wmem >= w.sndbuf or w.dead
-                if not (self.shut & RCV_SHUTDOWN or stuck or timeo == 0 or t.timed_out):
-                    wait(t, timeo, self.waitq)
-        data = b"".join(skb.data[skb.off:skb.off + n] for skb, n in out)
-        r = RecvResult(data, len(data))
+            elif not (self.shut & RCV_SHUTDOWN or timeo == 0 or t.timed_out):
+                if st is None:
+                    st = self.stash = Stash(t, out[0][0].sender, out[0][0].creds)
+                st.data += self._consume(out)
+                wait(t, timeo, self.waitq)
+        r = RecvResult(b"", 0)
         if out:
             r.addr = out[-1][0].sender.addr or b""
+        elif st is not None:
+            r.addr = st.sender.addr or b""
         if self.passcred:            # nothing read: Linux's zeroed scm_cookie
-            r.creds = ((out[0][0].creds or (0, OVERFLOW_ID, OVERFLOW_ID)) if out
-                       else (0, 0, 0))
+            first = st.creds if st is not None else out[0][0].creds if out else (0, 0, 0)
+            r.creds = first or (0, OVERFLOW_ID, OVERFLOW_ID)
         if fds_skb is not None:
             r.fds = self.take_fds(fds_skb, peek)
-        if not peek:
-            for skb, n in out:
-                skb.off += n
-                if skb.left == 0:
-                    self.queue.popleft()
-                    self.free_skb(skb)
+        if peek:
+            data = b"".join(skb.data[skb.off:skb.off + n] for skb, n in out)
+        else:
+            data = self._consume(out)
+        if st is not None:
+            data = bytes(st.data) + data
+            self.stash = None
+        r.data, r.length = data, len(data)
         return r
 
     def poll(self) -> int:

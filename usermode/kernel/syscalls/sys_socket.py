@@ -15,13 +15,14 @@ from usermode.fs.file import O_NONBLOCK, O_RDWR
 from usermode.fs.socket_common import (AF_UNIX, FAMILIES, INT_MAX, MSG_CMSG_CLOEXEC,
                                        MSG_CTRUNC, MSG_DONTWAIT, MSG_WAITFORONE, NPROTO,
                                        OPTMEM_MAX, SCM_CREDENTIALS, SOCK_CLOEXEC, SOCK_MAX,
+                                       SOMAXCONN, PeerGroupsRange,
                                        SOCK_NONBLOCK, SOCK_TYPE_MASK, SOCKADDR_STORAGE,
                                        SOL_SOCKET, CmsgWriter, Payload, Socket,
                                        SocketFamily, pack_ucred, parse_control,
                                        read_msghdr, read_sockaddr, register_family,
                                        write_sockaddr)
 from usermode.fs.uapi import MAX_RW_COUNT, UIO_MAXIOV, read_iovec, read_timespec, scatter
-from usermode.fs.unix import SOMAXCONN, UNIX_FAMILY, PeerGroupsRange
+from usermode.fs.unix import UNIX_FAMILY
 from usermode.kernel.errors import Errno, s32
 from usermode.kernel.task import Task
 
