@@ -1,0 +1,98 @@
+"""Side-by-side microbenchmarks: native, the real UML kernel, and usermode.
+
+    .venv/bin/python bench/run.py [--reps 3] [--scale 1] [--json out.json]
+
+Each round runs the static bench/micro.c natively, in Debian's user-mode-linux (booting a
+busybox hostfs root) and under usermode, interleaved so drift hits all alike; the table
+shows medians in microseconds per operation and the ratio usermode/UML.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+from usermode.tools.busybox_root import build  # noqa: E402
+
+
+def parse(out: str) -> dict[str, float]:
+    res = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            try:
+                res[parts[0]] = float(parts[1])
+            except ValueError:
+                pass
+    return res
+
+
+def run_native(binary: str, scale: int, tmp: str) -> dict[str, float]:
+    return parse(subprocess.run([binary, str(scale), tmp], capture_output=True, text=True,
+                                timeout=600).stdout)
+
+
+def run_usermode(root: str, scale: int) -> dict[str, float]:
+    cmd = [os.path.join(ROOT, ".venv/bin/usermode"), "run", "--root", root, "--",
+           "/micro", str(scale), "/tmp"]
+    return parse(subprocess.run(cmd, capture_output=True, text=True, timeout=1200,
+                                stdin=subprocess.DEVNULL).stdout)
+
+
+def run_uml(root: str, scale: int) -> dict[str, float]:
+    linux = shutil.which("linux")
+    if linux is None:
+        return {}
+    with open(os.path.join(root, "bench.sh"), "w") as f:
+        f.write(f"#!/bin/sh\n/micro {scale} /tmp\n/bin/poweroff -f\n")
+    os.chmod(os.path.join(root, "bench.sh"), 0o755)
+    with tempfile.TemporaryDirectory() as umldir:
+        p = subprocess.run([linux, "mem=64M", "root=/dev/root", "rootfstype=hostfs",
+                            f"rootflags={root}", "rw", "init=/bench.sh", "con0=fd:0,fd:1",
+                            "con=null", f"uml_dir={umldir}"], capture_output=True, text=True,
+                           timeout=1200, stdin=subprocess.DEVNULL)
+    return parse(p.stdout)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--scale", type=int, default=1)
+    ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="usermode-bench-")
+    root = build(os.path.join(work, "root"))
+    binary = os.path.join(root, "micro")
+    subprocess.run(["gcc", "-O2", "-static", "-o", binary, os.path.join(HERE, "micro.c")],
+                   check=True)
+    runs: dict[str, list[dict[str, float]]] = {"native": [], "uml": [], "usermode": []}
+    for _ in range(args.reps):
+        runs["native"].append(run_native(binary, args.scale, work))
+        runs["uml"].append(run_uml(root, args.scale))
+        runs["usermode"].append(run_usermode(root, args.scale))
+    names = list(runs["native"][0])
+    med = {k: {n: statistics.median(r[n] for r in v if n in r) for n in names
+               if any(n in r for r in v)} for k, v in runs.items()}
+    print(f"{'benchmark (us/op)':18s} {'native':>10s} {'UML':>10s} {'usermode':>10s} {'um/UML':>8s}")
+    for n in names:
+        nat, uml, um = med["native"].get(n), med["uml"].get(n), med["usermode"].get(n)
+        ratio = f"{um / uml:.2f}" if um and uml else "-"
+        fmt = lambda x: f"{x:10.2f}" if x is not None else f"{'-':>10s}"  # noqa: E731
+        print(f"{n:18s} {fmt(nat)} {fmt(uml)} {fmt(um)} {ratio:>8s}")
+    with open(args.json, "w") as f:
+        json.dump({"medians": med, "reps": args.reps, "scale": args.scale}, f, indent=1)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
