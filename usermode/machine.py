@@ -84,7 +84,7 @@ class Machine:
         k.printk(f"Linux version 6.1.0-usermode (usermode {__version__}) #1")
         k.printk(f"Kernel command line: {self.cmdline}")
         k.printk(f"Memory: {mem >> 10}K available")
-        vfs = VFS(HostFS(os.path.realpath(self.root)), source=self.root)
+        vfs = VFS(HostFS(os.path.realpath(self.root)), source="/dev/root")
         k.vfs = vfs
         k.cmdline = self.cmdline
         procfs.register(vfs, k)
