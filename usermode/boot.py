@@ -11,13 +11,39 @@ Switches (as in User-Mode Linux):
   root=/dev/root rootfstype=hostfs rootflags=DIR   use host directory DIR as the root
   init=PATH        program to run as pid 1 (default /sbin/init, then /bin/sh)
   mem=SIZE         guest memory, e.g. mem=128M
-  con0=fd:0,fd:1   console 0 on host fds (the default)
+  con0=fd:0,fd:1   console 0 on host fds (the default); con0=null discards it
   quiet            do not print the kernel log
   --help, --version, --showconfig, --syscalls
 Other commands: usermode run, usermode doctor
 Unknown switches of the form name=value are passed to init's environment, other words
 become init's arguments, as Linux does.
 """
+
+
+CHANNELS_LATER = ("pty", "pts", "port", "xterm", "tty", "file")
+
+
+def parse_channel(switch: str, val: str) -> tuple[int, int]:
+    """A console channel as UML writes it: fd:N or fd:IN,fd:OUT, or null (as in+out fds)."""
+    if val == "null":
+        return -1, -1
+    parts = val.split(",")
+    fds = []
+    for p in parts:
+        kind, _, arg = p.partition(":")
+        if kind == "fd" and arg.isdigit():
+            fds.append(int(arg))
+        elif kind == "null":
+            fds.append(-1)
+        elif kind in CHANNELS_LATER:
+            raise BootError(f"{switch}: the {kind} channel is not supported yet (use fd:N or null)")
+        else:
+            raise BootError(f"{switch}: unknown channel type {kind!r} (fd:N, null)")
+    if len(fds) == 1:
+        fds.append(fds[0])
+    if len(fds) != 2:
+        raise BootError(f"{switch}: expected CHANNEL or IN,OUT")
+    return fds[0], fds[1]
 
 
 def boot_main(argv: list[str]) -> int:
@@ -29,6 +55,7 @@ def boot_main(argv: list[str]) -> int:
     args: list[str] = []
     rootfstype = "hostfs"
     rootflags = None
+    console: tuple[int, int] = (0, 1)
     for a in argv:
         if a in ("--help", "-h"):
             print(HELP, end="")
@@ -57,10 +84,10 @@ def boot_main(argv: list[str]) -> int:
             init = val
         elif key == "mem":
             mem = val
-        elif key.startswith("con") or key.startswith("ssl"):
-            if not (val.startswith("fd:") or val in ("null",) or val.startswith("pts")
-                    or val.startswith("pty") or val.startswith("port:") or val == "xterm"):
-                raise BootError(f"{a}: unknown channel type (fd:N, null, pty, pts, port:N, xterm)")
+        elif key in ("con", "con0", "ssl", "ssl0") or key[:3] in ("con", "ssl") and key[3:].isdigit():
+            chan = parse_channel(a, val)
+            if key == "con0":
+                console = chan
         elif key in ("umid", "uml_dir", "ubd0", "ubda", "eth0"):
             pass
         else:
@@ -72,7 +99,7 @@ def boot_main(argv: list[str]) -> int:
         from usermode.tools.busybox_root import default_root
         host_root = default_root()
     m = Machine(root=host_root, init=[init or "/sbin/init"] + args, env=env, mem=mem,
-                quiet=quiet, cmdline=" ".join(argv))
+                quiet=quiet, cmdline=" ".join(argv), stdin=console[0], stdout=console[1])
     return m.run()
 
 
