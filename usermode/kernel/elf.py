@@ -5,6 +5,7 @@ import errno
 import io
 import os
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from elftools.common.exceptions import ELFError
@@ -19,6 +20,7 @@ PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
 NR_MMAP = 9
 PIE_BASE = 0x555555554000
+PHDR = struct.Struct("<IIQQQQQQ")
 STACK_SIZE = 8 << 20
 
 
@@ -60,27 +62,53 @@ def parse(path: str, data: bytes) -> Image:
         etype = elf["e_type"]
         if etype not in ("ET_EXEC", "ET_DYN"):
             raise Errno(errno.ENOEXEC)
+        phoff, phnum, phentsize = elf["e_phoff"], elf["e_phnum"], elf["e_phentsize"]
+        if phentsize != PHDR.size or phnum == 0 or phnum > 4096 or phoff + phnum * PHDR.size > len(data):
+            raise Errno(errno.ENOEXEC)
         segs: list[Segment] = []
         interp = None
         phdr = None
-        for seg in elf.iter_segments():
-            h = seg.header
-            if h.p_type == "PT_LOAD":
-                if h.p_filesz > h.p_memsz or h.p_offset + h.p_filesz > len(data):
+        # program headers straight from the table: pyelftools' segment objects would parse
+        # the section headers too, which costs more than the whole exec
+        for i in range(phnum):
+            ptype, flags, off, vaddr, _, filesz, memsz, _ = PHDR.unpack_from(data, phoff + i * PHDR.size)
+            if ptype == PT_LOAD:
+                if filesz > memsz or off + filesz > len(data):
                     raise Errno(errno.EINVAL)
-                if h.p_memsz:
-                    segs.append(Segment(h.p_offset, h.p_vaddr, h.p_filesz, h.p_memsz, h.p_flags))
-            elif h.p_type == "PT_INTERP":
-                interp = data[h.p_offset:h.p_offset + h.p_filesz].split(b"\0")[0].decode(
-                    "utf-8", "surrogateescape")
-            elif h.p_type == "PT_PHDR":
-                phdr = h.p_vaddr
+                if memsz:
+                    segs.append(Segment(off, vaddr, filesz, memsz, flags))
+            elif ptype == PT_INTERP:
+                interp = data[off:off + filesz].split(b"\0")[0].decode("utf-8", "surrogateescape")
+            elif ptype == PT_PHDR:
+                phdr = vaddr
         if not segs:
             raise Errno(errno.ENOEXEC)
-        return Image(path, data, etype == "ET_DYN", elf["e_entry"], elf["e_phoff"],
-                     elf["e_phnum"], segs, phdr, interp)
+        return Image(path, data, etype == "ET_DYN", elf["e_entry"], phoff, phnum, segs, phdr,
+                     interp)
     except (ELFError, struct.error, ValueError, IndexError):
         raise Errno(errno.ENOEXEC) from None
+
+
+_cache: "OrderedDict[tuple, Image]" = OrderedDict()
+CACHE_SIZE = 64
+
+
+def parse_cached(key: tuple, path: str, read) -> Image:
+    """parse() through a small cache keyed by the file's identity (dev, ino, mtime, size),
+    so exec of the same binaries (a shell loop, ld.so) reads and parses each once."""
+    img = _cache.get(key)
+    if img is not None:
+        _cache.move_to_end(key)
+        if img.path == path:
+            return img
+        img = Image(path, img.data, img.pie, img.entry, img.phoff, img.phnum, img.segments,
+                    img.phdr_vaddr, img.interp)
+        return img
+    img = parse(path, read())
+    _cache[key] = img
+    if len(_cache) > CACHE_SIZE:
+        _cache.popitem(last=False)
+    return img
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 
 from usermode.host import ptrace as pt
-from usermode.kernel.elf import ExecPlan, parse
+from usermode.kernel.elf import ExecPlan, parse_cached
 from usermode.kernel.errors import Errno, s32
 from usermode.kernel.syscalls.table import NATIVE
 from usermode.kernel.task import Task
@@ -28,10 +28,21 @@ def _read_strings(t: Task, ptr: int) -> list[bytes]:
     return [t.mm.read_cstr(p, MAX_ARG_STRLEN) for p in t.mm.read_ptr_array(ptr)]
 
 
-def _load_file(t: Task, dirfd: int, path: bytes, flags: int):
+def _head(t: Task, f) -> bytes:
+    return f.pread(t, BINPRM_BUF, 0)
+
+
+def _load(t: Task, dirfd: int, path: bytes, flags: int):
+    """Open for exec; returns (file, inode, resolved path, first bytes)."""
     vfs = t.kernel.vfs
     f, inode, resolved = vfs.open_exec(t, path, dirfd, flags)
-    return vfs.read_all(t, f), inode, resolved
+    return f, inode, _text(resolved), _head(t, f)
+
+
+def _image(t: Task, f, inode, resolved: str):
+    st = inode.getattr()
+    key = (st.dev, st.ino, st.mtime_ns, st.size)
+    return parse_cached(key, resolved, lambda: t.kernel.vfs.read_all(t, f))
 
 
 def prepare(t: Task, dirfd: int, filename: bytes, argv: list[bytes], envp: list[bytes],
@@ -39,7 +50,7 @@ def prepare(t: Task, dirfd: int, filename: bytes, argv: list[bytes], envp: list[
     """Resolve #! interpreters and the ELF interpreter; raise Errno as execve would."""
     path = filename
     for _ in range(MAX_INTERP_DEPTH + 1):
-        data, inode, resolved = _load_file(t, dirfd, path, flags)
+        f, inode, resolved, data = _load(t, dirfd, path, flags)
         if data[:2] == b"#!":
             line = data[2:BINPRM_BUF].split(b"\n", 1)[0].strip(b" \t")
             if not line:
@@ -50,7 +61,9 @@ def prepare(t: Task, dirfd: int, filename: bytes, argv: list[bytes], envp: list[
             argv = args + [path] + argv[1:]
             path, dirfd, flags = interp, AT_FDCWD, 0
             continue
-        main = parse(_text(resolved), data)
+        if data[:4] != b"\x7fELF":
+            raise Errno(errno.ENOEXEC)
+        main = _image(t, f, inode, resolved)
         plan = ExecPlan(filename, argv, envp, main)
         c = t.creds
         plan.uid, plan.gid, plan.euid, plan.egid = c.uid, c.gid, c.euid, c.egid
@@ -60,9 +73,9 @@ def prepare(t: Task, dirfd: int, filename: bytes, argv: list[bytes], envp: list[
         if mode & 0o2000 and mode & 0o010:
             plan.egid = inode.gid
         if main.interp:
-            idata, _, iresolved = _load_file(t, AT_FDCWD, main.interp.encode("utf-8",
-                                                                             "surrogateescape"), 0)
-            interp_img = parse(_text(iresolved), idata)
+            ipath = main.interp.encode("utf-8", "surrogateescape")
+            fi, iinode, iresolved, _ = _load(t, AT_FDCWD, ipath, 0)
+            interp_img = _image(t, fi, iinode, iresolved)
             if interp_img.interp:
                 raise Errno(errno.ELIBBAD)
             plan.interp = interp_img
