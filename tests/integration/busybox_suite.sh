@@ -26,6 +26,6 @@ $BB readlink copy/moved/link; $BB cat copy/moved/link | $BB wc -l
 echo "== du"; $BB du -s -k in/c; $BB du -a in | $BB awk '{ print $2 }' | $BB sort
 echo "== stat"; $BB stat -c '%n %s %a %h' in/a/data.txt copy/hard
 echo "== date"; $BB date -u -d @86400 '+%Y-%m-%d %H:%M:%S'
-echo "== kill"; ($BB sleep 10 & p=$!; $BB kill -TERM $p; wait $p; echo "status $?") 2>&1 | $BB grep -v Terminated
+echo "== kill"; ($BB sleep 10 & p=$!; $BB kill -TERM $p; wait $p || echo "status $?") 2>&1 | $BB grep -v Terminated
 echo "== md5"; $BB md5sum in/a/data.txt in/c/nums
 echo "== rm"; $BB rm -r copy out; $BB ls

@@ -18,6 +18,7 @@ from typing import Callable
 from usermode.host import platform as hp
 from usermode.host import ptrace as pt
 from usermode.host.events import Clock, EventLoop
+from usermode.host.pagecache import PageCache
 from usermode.host.seccomp import build_filter
 from usermode.host.stub import write_stub
 from usermode.kernel import task as ts
@@ -68,9 +69,11 @@ class Kernel:
         self.strace = False
         self.current: Task | None = None         # the task whose syscall is being served
         self.host_pid = hp.kernel_pid()
+        self.pagecache = PageCache()
         self.reserved_pids: set[int] = set()
         self.start_monotonic = self.clock.monotonic()
         self.mem_bytes = 128 << 20
+        self.committed = 0                        # accounted guest memory (sys_mm.py)
         self.ncpus = 1
         self.cad_enabled = True
         self.log_buffer = bytearray()
@@ -164,6 +167,7 @@ class Kernel:
         while hp.wait_any() is not None:
             pass
         self.loop.close()
+        self.pagecache.close()
 
     def halt(self, status: int, reason: str = "") -> None:
         if self.halted is None:
