@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 
 from usermode.host import ptrace as pt
+from usermode.host.platform import Injector
 from usermode.kernel.errors import Errno, s32
 from usermode.kernel.mm import PAGE, Mapping, page_up
 from usermode.kernel.syscalls.table import NATIVE
@@ -73,6 +74,10 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
             raise Errno(errno.EACCES)
         raise Errno(errno.ENODEV)
     size = page_up(length)
+    vpath = getattr(f, "vpath", None)
+    name = t.kernel.vfs.d_path(vpath, t.fs.root).decode("utf-8", "surrogateescape") if vpath else ""
+    if vpath is not None and vpath.dentry.inode.is_reg:
+        return _map_regular(t, f, vpath.dentry.inode, addr, length, prot, flags, off, name)
     data = b""
     if size <= MAX_FILE_MAP:
         try:
@@ -85,8 +90,6 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
     r[pt.R10] = (flags & ~MAP_TYPE) | MAP_PRIVATE | MAP_ANONYMOUS
     r[pt.R8], r[pt.R9] = (1 << 64) - 1, 0
     t.regs.dirty = True
-    vpath = getattr(f, "vpath", None)
-    name = t.kernel.vfs.d_path(vpath, t.fs.root).decode("utf-8", "surrogateescape") if vpath else ""
 
     def done(t: Task, res: int, data: bytes = data) -> int:
         if res < 0 or res >= (1 << 63):
@@ -94,6 +97,105 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
         if data:
             t.mm.mem.write(res, data[:length])
         t.mm.mappings.append(Mapping(res, res + size, prot, name, off))
+        return res
+    t.after_native = done
+    return NATIVE
+
+
+def _map_regular(t: Task, f, inode, addr: int, length: int, prot: int, flags: int, off: int,
+                 name: str) -> int:
+    """A regular file: map its page-cache memfd (shared pages, SIGBUS past EOF)."""
+    st = inode.getattr()
+    key = (st.dev, st.ino, st.mtime_ns, st.size)
+    k = t.kernel
+    kfd = k.pagecache.memfd(key, st.size, lambda o, n: f.pread(t, n, o))
+    inj = Injector(t.host_tid)
+    saved = pt.Regs.from_buffer_copy(t.regs.r)
+    try:
+        res = inj.map_host_fd(kfd, addr, length, prot, flags, off)
+    finally:
+        pt.setregs(t.host_tid, saved)
+        t.regs.r[:] = saved
+        for sig in inj.deferred_signals:
+            k.send_signal_to_task(t, sig)
+    if res < 0:
+        raise Errno(-res)
+    t.mm.mappings.append(Mapping(res, res + page_up(length), prot, name, off))
+    _record(t, res, page_up(length), prot, flags)
+    return res
+
+
+def sys_munmap(t: Task, addr: int, length: int) -> int:
+    """munmap(2) of at least COMMIT_THRESHOLD (smaller ones run natively): runs on the
+    host; on success the overlap with the commit records is returned."""
+    mm = t.mm
+    end = addr + page_up(length)
+    if not mm.commit.starts or addr & (PAGE - 1) or not mm.commit.overlap(addr, end):
+        return NATIVE                                   # nothing recorded there: no exit stop
+
+    def done(t: Task, res: int, addr: int = addr, end: int = end) -> int:
+        if res == 0:
+            t.mm.uncharge(t.kernel, addr, end)
+        return res
+    t.after_native = done
+    return NATIVE
+
+
+def sys_mremap(t: Task, old: int, old_len: int, new_len: int, flags: int,
+               new_addr: int) -> int:
+    """mremap(2) with a length of at least COMMIT_THRESHOLD (smaller ones run natively):
+    growth of a charged mapping is checked against mem= first; on success the records
+    shrink, grow or move with the mapping.
+
+    A source with no record is taken as charged when it is small (a native private
+    writable mapping, as glibc's realloc of an mmapped chunk) and as uncharged when large
+    (it would have a record if it were: PROT_NONE, MAP_NORESERVE or MAP_STACK)."""
+    flags &= 0xFFFFFFFF
+    if old & (PAGE - 1) or flags & ~7 or new_len == 0:
+        return NATIVE                                   # the host's EINVAL
+    mm = t.mm
+    k = t.kernel
+    olen, nlen = page_up(old_len), page_up(new_len)
+    has = bool(mm.commit.starts)
+    in_src = has and mm.commit.overlap(old, old + olen) > 0
+    src_acct = old_len != 0 and (in_src or olen < COMMIT_THRESHOLD)
+    dontunmap = bool(flags & MREMAP_DONTUNMAP)
+    fixed = bool(flags & MREMAP_FIXED)
+    charge = 0
+    if src_acct:
+        charge = nlen if dontunmap else max(0, nlen - olen)
+    freed = mm.commit.overlap(new_addr, new_addr + nlen) if fixed and has else 0
+    if charge and k.committed + charge - freed > k.mem_bytes:
+        raise Errno(errno.ENOMEM)
+    if not charge and not in_src and not freed:
+        return NATIVE                                   # nothing to record: no exit stop
+
+    def done(t: Task, res: int) -> int:
+        if res < 0:
+            return res
+        mm, k = t.mm, t.kernel
+        if res == old and not dontunmap:                # resized in place
+            if nlen < olen:
+                mm.uncharge(k, old + nlen, old + olen)
+            elif src_acct and nlen > olen:
+                mm.charge(k, old + olen, old + nlen)
+            return res
+        if fixed:
+            mm.uncharge(k, res, res + nlen)             # the target was unmapped first
+        keep = min(olen, nlen)
+        if dontunmap:
+            pieces = mm.commit.pieces(old, old + keep)
+        else:
+            pieces = mm.take_commit(k, old, old + olen)
+        delta = res - old
+        for s, e in pieces:
+            if s < old + keep:
+                mm.charge(k, s + delta, min(e, old + keep) + delta)
+        if src_acct:
+            if dontunmap:
+                mm.charge(k, res, res + nlen)
+            elif nlen > olen:
+                mm.charge(k, res + olen, res + nlen)
         return res
     t.after_native = done
     return NATIVE
