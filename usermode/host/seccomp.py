@@ -27,16 +27,25 @@ def _arg(i: int) -> int:
     return 16 + 8 * i
 
 
+def _arg_hi(i: int) -> int:
+    """Offset of the high 32 bits of seccomp_data.args[i]."""
+    return 20 + 8 * i
+
+
 # Calls that only touch the caller's own memory, threads, signals or clocks.
 NATIVE = [
-    "munmap", "mprotect", "mremap", "msync", "mincore", "mlock", "munlock", "mlock2",
+    "mprotect", "msync", "mincore", "mlock", "munlock", "mlock2",
     "rt_sigreturn", "rt_sigprocmask", "sigaltstack", "rt_sigsuspend", "rt_sigpending",
     "pause", "nanosleep", "clock_nanosleep", "clock_gettime",
     "clock_getres", "gettimeofday", "time", "sched_yield", "getrandom", "membarrier",
     "rseq", "set_robust_list", "restart_syscall", "getcpu", "exit", "exit_group",
 ]
-# mmap runs natively only when it is anonymous (MAP_ANONYMOUS in flags).
+# mmap runs natively only when it is anonymous (MAP_ANONYMOUS in flags) and smaller than
+# COMMIT_THRESHOLD; munmap and mremap run natively when their lengths are below it. Larger
+# ones stop in the kernel, which accounts them against mem= (sys_mm.py). Small ones stay
+# native for speed and are not accounted.
 MAP_ANONYMOUS = 0x20
+COMMIT_THRESHOLD = 1 << 20
 # madvise advice values that only affect the caller's own pages.
 SAFE_MADVISE = [0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25]
 # futex operations that are address-based (PI futexes name owners by host tid: trapped).
@@ -94,6 +103,14 @@ class _Asm:
         return b"".join(out)
 
 
+def _small_length(a: _Asm, i: int, small: str = "allow") -> None:
+    """Go to `small` if the 64-bit args[i] is below COMMIT_THRESHOLD, else trace."""
+    a.ld(_arg_hi(i))
+    a.jump(_JEQ, 0, None, "trace")
+    a.ld(_arg(i))
+    a.jump(_JGE, COMMIT_THRESHOLD, "trace", small)
+
+
 def build_filter() -> bytes:
     a = _Asm()
     a.ld(OFF_ARCH)
@@ -104,8 +121,17 @@ def build_filter() -> bytes:
         a.jump(_JEQ, NR[name], "allow", None)
     a.jump(_JEQ, NR["mmap"], None, "not_mmap")
     a.ld(_arg(3))
-    a.jump(_JSET, MAP_ANONYMOUS, "allow", "trace")
+    a.jump(_JSET, MAP_ANONYMOUS, None, "trace")
+    _small_length(a, 1)
     a.label("not_mmap")
+    a.jump(_JEQ, NR["munmap"], None, "not_munmap")
+    _small_length(a, 1)
+    a.label("not_munmap")
+    a.jump(_JEQ, NR["mremap"], None, "not_mremap")
+    _small_length(a, 1, "mremap_new_len")
+    a.label("mremap_new_len")
+    _small_length(a, 2)
+    a.label("not_mremap")
     a.jump(_JEQ, NR["madvise"], None, "not_madvise")
     a.ld(_arg(2))
     for adv in SAFE_MADVISE:

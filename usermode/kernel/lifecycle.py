@@ -72,6 +72,7 @@ def on_new_task(self: "Kernel", t: Task) -> None:
             mm.exe_path, mm.vdso, mm.stack_top = old.exe_path, old.vdso, old.stack_top
             mm.arg_start, mm.arg_end = old.arg_start, old.arg_end
             mm.env_start, mm.env_end = old.env_start, old.env_end
+            mm.inherit_commit(self, old)         # the copies count against mem= again
             proc.mm = mm
         self.procs[req.pid] = proc
     child = Task(self, req.pid, child_host, proc)
@@ -130,6 +131,7 @@ def on_exec(self: "Kernel", t: Task) -> None:
     if old is not None:
         old.users -= 1
         if old.users <= 0:
+            old.release_commit(self)
             old.close()
     mm = MM(t.host_tid)
     proc.mm = t.mm = mm
@@ -202,6 +204,7 @@ def exit_process(self: "Kernel", proc: Process, status: int) -> None:
     if proc.mm is not None:
         proc.mm.users -= 1
         if proc.mm.users <= 0:
+            proc.mm.release_commit(self)
             proc.mm.close()
         proc.mm = None
     proc.zombie = True

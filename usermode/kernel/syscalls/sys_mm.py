@@ -1,11 +1,27 @@
-"""Memory syscalls the filter traps: brk and file-backed mmap (anonymous mmap, munmap,
-mprotect, mremap and madvise run natively on the guest's own address space)."""
+"""Memory syscalls the filter traps: brk, file-backed mmap, and the large anonymous
+mmap/munmap/mremap calls that are committed against `mem=` (small anonymous mmap, munmap
+and mremap, mprotect and madvise run natively on the guest's own address space).
+
+Commit accounting (Linux's vm.overcommit_memory=2, for what we can see): kernel.committed
+is the sum of every address space's records (MM.commit, disjoint start -> end ranges).
+Charged: brk growth; private writable and shared anonymous mappings of at least
+COMMIT_THRESHOLD (1 MiB); private writable file mappings of that size; and, at fork, a
+copy of the parent's records. A call that would take kernel.committed past mem_bytes
+fails with ENOMEM (brk keeps the old break). Not charged: PROT_NONE reservations,
+MAP_NORESERVE, MAP_STACK, private read-only mappings, and anything under the threshold:
+the filter lets small calls run natively for speed, unseen. Records are only made for
+ranges of at least the threshold so that undoing them (a munmap/mremap of them) traps too;
+a recorded range later unmapped in small native pieces, or replaced by a small native
+MAP_FIXED mmap, stays charged until its address space is gone (an over-count, never
+negative). mprotect is native, so making a PROT_NONE reservation writable is not charged.
+"""
 from __future__ import annotations
 
 import errno
 
 from usermode.host import ptrace as pt
 from usermode.host.platform import Injector
+from usermode.host.seccomp import COMMIT_THRESHOLD
 from usermode.kernel.errors import Errno, s32
 from usermode.kernel.mm import PAGE, Mapping, page_up
 from usermode.kernel.syscalls.table import NATIVE
@@ -15,8 +31,34 @@ NR_MMAP, NR_MUNMAP = 9, 11
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE = 0x01, 0x02, 0x03
 MAP_FIXED, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE = 0x10, 0x20, 0x100000
+MAP_NORESERVE, MAP_STACK = 0x4000, 0x20000
 MAP_TYPE = 0x0F
 MAX_FILE_MAP = 1 << 30
+MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
+
+
+def _accountable(prot: int, flags: int, size: int) -> bool:
+    """Whether a new mapping is charged: Linux's VM_ACCOUNT (private writable; shared
+    anonymous memory is charged too), minus what must not trip the limit (PROT_NONE,
+    MAP_NORESERVE, MAP_STACK), at or above the threshold the filter traps."""
+    if size < COMMIT_THRESHOLD or flags & (MAP_NORESERVE | MAP_STACK):
+        return False
+    if flags & MAP_TYPE == MAP_PRIVATE:
+        return bool(prot & PROT_WRITE)
+    return bool(flags & MAP_ANONYMOUS and prot & (PROT_READ | PROT_WRITE | PROT_EXEC))
+
+
+def _replaces(flags: int) -> bool:
+    return bool(flags & MAP_FIXED) and not flags & MAP_FIXED_NOREPLACE
+
+
+def _record(t: Task, res: int, size: int, prot: int, flags: int) -> None:
+    """A file mapping was made at res: what it replaced is uncharged, it is charged."""
+    mm = t.mm
+    if _replaces(flags):
+        mm.uncharge(t.kernel, res, res + size)
+    if _accountable(prot, flags, size):
+        mm.charge(t.kernel, res, res + size)
 
 
 def sys_brk(t: Task, addr: int) -> int:
@@ -33,6 +75,9 @@ def sys_brk(t: Task, addr: int) -> int:
         limit = t.process.rlimits.get(2, ((1 << 64) - 1,))[0]          # RLIMIT_DATA
         if addr - mm.brk_start > limit:
             return mm.brk
+        k = t.kernel
+        if k.committed + (new_end - old_end) > k.mem_bytes:              # mem= limit
+            return mm.brk
         r[pt.ORIG_RAX] = NR_MMAP
         r[pt.RDI], r[pt.RSI] = old_end, new_end - old_end
         r[pt.RDX] = PROT_READ | PROT_WRITE
@@ -43,10 +88,49 @@ def sys_brk(t: Task, addr: int) -> int:
         r[pt.RDI], r[pt.RSI] = new_end, old_end - new_end
     t.regs.dirty = True
 
-    def done(t: Task, res: int, addr: int = addr, grow: bool = new_end > old_end) -> int:
-        if (grow and res == old_end) or (not grow and res == 0):
-            t.mm.brk = addr
-        return t.mm.brk
+    def done(t: Task, res: int, addr: int = addr, grow: bool = new_end > old_end,
+             old_end: int = old_end, new_end: int = new_end) -> int:
+        mm = t.mm
+        if grow and res == old_end:
+            mm.brk = addr
+            mm.charge(t.kernel, old_end, new_end)
+        elif not grow and res == 0:
+            mm.brk = addr
+            mm.uncharge(t.kernel, new_end, old_end)
+        return mm.brk
+    t.after_native = done
+    return NATIVE
+
+
+def _mmap_anon(t: Task, addr: int, length: int, prot: int, flags: int, off: int) -> int:
+    """A large anonymous mmap (the filter runs small ones natively): check the commit,
+    run it on the host, record the range on success."""
+    kind = flags & MAP_TYPE
+    if (length == 0 or off & (PAGE - 1) or kind not in (MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE)
+            or (flags & MAP_FIXED and addr & (PAGE - 1))):
+        return NATIVE                                   # the host's EINVAL
+    size = page_up(length)
+    acct = _accountable(prot, flags, size)
+    replace = _replaces(flags)
+    mm = t.mm
+    if acct:
+        k = t.kernel
+        freed = mm.commit.overlap(addr, addr + size) if replace else 0
+        if k.committed - freed + size > k.mem_bytes:
+            raise Errno(errno.ENOMEM)
+    elif not (replace and mm.commit.starts):
+        return NATIVE                                   # nothing to record: no exit stop
+
+    def done(t: Task, res: int, size: int = size, acct: bool = acct,
+             replace: bool = replace) -> int:
+        if res < 0:
+            return res
+        mm = t.mm
+        if replace:
+            mm.uncharge(t.kernel, res, res + size)
+        if acct:
+            mm.charge(t.kernel, res, res + size)
+        return res
     t.after_native = done
     return NATIVE
 
@@ -56,8 +140,11 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
 
     Private file mappings (what ld.so makes) behave as on Linux except that later writes to
     the file are not seen through the mapping; shared writable file mappings are refused.
+    Anonymous mappings arrive here only when large (see _mmap_anon).
     """
     flags = s32(flags) & 0xFFFFFFFF
+    if flags & MAP_ANONYMOUS:
+        return _mmap_anon(t, addr, length, prot, flags, off)
     fd = s32(fd)
     f = t.files.get(fd)
     if length == 0 or off & (PAGE - 1) or length > (1 << 47):
@@ -74,6 +161,11 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
             raise Errno(errno.EACCES)
         raise Errno(errno.ENODEV)
     size = page_up(length)
+    if _accountable(prot, flags, size):
+        k = t.kernel
+        freed = t.mm.commit.overlap(addr, addr + size) if _replaces(flags) else 0
+        if k.committed - freed + size > k.mem_bytes:
+            raise Errno(errno.ENOMEM)
     vpath = getattr(f, "vpath", None)
     name = t.kernel.vfs.d_path(vpath, t.fs.root).decode("utf-8", "surrogateescape") if vpath else ""
     if vpath is not None and vpath.dentry.inode.is_reg:
@@ -94,9 +186,11 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
     def done(t: Task, res: int, data: bytes = data) -> int:
         if res < 0 or res >= (1 << 63):
             return res
+        mm = t.mm
         if data:
-            t.mm.mem.write(res, data[:length])
-        t.mm.mappings.append(Mapping(res, res + size, prot, name, off))
+            mm.mem.write(res, data[:length])
+        mm.mappings.append(Mapping(res, res + size, prot, name, off))
+        _record(t, res, size, prot, flags)
         return res
     t.after_native = done
     return NATIVE
@@ -127,17 +221,13 @@ def _map_regular(t: Task, f, inode, addr: int, length: int, prot: int, flags: in
 
 def sys_munmap(t: Task, addr: int, length: int) -> int:
     """munmap(2) of at least COMMIT_THRESHOLD (smaller ones run natively): runs on the
-    host; on success the overlap with the commit records is returned."""
+    host, and the overlap with the commit records is returned first, with no exit stop:
+    a page-aligned munmap below 2^47 only fails if splitting a mapping passes the host's
+    max_map_count, and then the range merely goes uncounted."""
     mm = t.mm
     end = addr + page_up(length)
-    if not mm.commit.starts or addr & (PAGE - 1) or not mm.commit.overlap(addr, end):
-        return NATIVE                                   # nothing recorded there: no exit stop
-
-    def done(t: Task, res: int, addr: int = addr, end: int = end) -> int:
-        if res == 0:
-            t.mm.uncharge(t.kernel, addr, end)
-        return res
-    t.after_native = done
+    if mm.commit.starts and not addr & (PAGE - 1) and end <= (1 << 47):
+        mm.uncharge(t.kernel, addr, end)
     return NATIVE
 
 
@@ -225,6 +315,13 @@ def sys_arch_prctl(t: Task, code: int, addr: int) -> int:
 SYSCALLS = [
     ("madvise", sys_madvise, "supported", "safe advice runs natively; HWPOISON refused"),
     ("arch_prctl", sys_arch_prctl, "supported", "FS/GS natively; no CPUID faulting"),
-    ("brk", sys_brk, "supported", ""),
-    ("mmap", sys_mmap, "partial", "file mappings are private copies; shared writable ones ENODEV"),
+    ("brk", sys_brk, "supported", "growth is committed against mem= (the old break past it)"),
+    ("mmap", sys_mmap, "partial", "file mappings are private copies; shared writable ones ENODEV; "
+     "mappings of 1 MiB or more are committed against mem= (ENOMEM past it) unless "
+     "PROT_NONE, read-only private, MAP_NORESERVE or MAP_STACK; smaller anonymous ones run "
+     "natively, unaccounted"),
+    ("munmap", sys_munmap, "supported", "native below 1 MiB; larger ones run natively and "
+     "return their commit"),
+    ("mremap", sys_mremap, "supported", "native below 1 MiB; larger ones run natively after "
+     "growth is checked against mem="),
 ]
