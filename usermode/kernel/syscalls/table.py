@@ -29,7 +29,10 @@ FAMILIES = ["sys_proc", "sys_cred", "sys_signal", "sys_mm", "sys_time", "sys_inf
 
 # native by the filter, sometimes only for some arguments (see host/seccomp.py)
 NATIVE_PARTIAL = {
-    "mmap": "anonymous mappings run natively; file mappings are served by the kernel",
+    "mmap": "anonymous mappings under 1 MiB run natively; larger ones are accounted against "
+            "mem=; file mappings are served by the kernel",
+    "munmap": "under 1 MiB natively; larger ones release mem= accounting",
+    "mremap": "under 1 MiB natively; larger ones are accounted against mem=",
     "madvise": "native for advice that only affects the caller's pages",
     "futex": "native except PI futexes (ENOSYS: they name owners by host tid)",
     "arch_prctl": "ARCH_SET/GET_FS/GS native; others ENOSYS",
