@@ -12,6 +12,7 @@ Switches (as in User-Mode Linux):
   init=PATH        program to run as pid 1 (default /sbin/init, then /bin/sh)
   mem=SIZE         guest memory, e.g. mem=128M
   con0=fd:0,fd:1   console 0 on host fds (the default); con0=null discards it
+  hostfs=DIR       let the guest `mount -t hostfs none /mnt -o SUBDIR` below DIR
   quiet            do not print the kernel log
   --help, --version, --showconfig, --syscalls
 Other commands: usermode run, usermode doctor
@@ -56,6 +57,7 @@ def boot_main(argv: list[str]) -> int:
     rootfstype = "hostfs"
     rootflags = None
     console: tuple[int, int] = (0, 1)
+    hostfs = None
     for a in argv:
         if a in ("--help", "-h"):
             print(HELP, end="")
@@ -88,6 +90,8 @@ def boot_main(argv: list[str]) -> int:
             chan = parse_channel(a, val)
             if key == "con0":
                 console = chan
+        elif key == "hostfs":
+            hostfs = val.split(",")[0]
         elif key in ("umid", "uml_dir", "ubd0", "ubda", "eth0"):
             pass
         else:
@@ -99,7 +103,8 @@ def boot_main(argv: list[str]) -> int:
         from usermode.tools.busybox_root import default_root
         host_root = default_root()
     m = Machine(root=host_root, init=[init or "/sbin/init"] + args, env=env, mem=mem,
-                quiet=quiet, cmdline=" ".join(argv), stdin=console[0], stdout=console[1])
+                quiet=quiet, cmdline=" ".join(argv), stdin=console[0], stdout=console[1],
+                hostfs=hostfs)
     return m.run()
 
 

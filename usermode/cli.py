@@ -27,6 +27,8 @@ def cmd_run(argv: list[str]) -> int:
     ap.add_argument("--cwd", default="/", help="guest working directory of PROG")
     ap.add_argument("--env", action="append", default=[], metavar="K=V")
     ap.add_argument("--mem", default="128M")
+    ap.add_argument("--hostfs", default=None, metavar="DIR",
+                    help="allow `mount -t hostfs` of directories below DIR")
     ap.add_argument("--verbose", "-v", action="store_true", help="print the kernel log")
     ap.add_argument("--strace", action="store_true", help="log every trapped syscall (stderr)")
     ap.add_argument("prog", nargs=argparse.REMAINDER)
@@ -42,7 +44,7 @@ def cmd_run(argv: list[str]) -> int:
         env = [x for x in env if not x.startswith(key)] + [e]
     m = Machine(root=args.root, init=prog, env=env, cwd=args.cwd, mem=args.mem,
                 quiet=not (args.verbose or args.strace), cmdline=" ".join(prog),
-                strace=args.strace)
+                strace=args.strace, hostfs=args.hostfs)
     return m.run()
 
 

@@ -55,6 +55,7 @@ class Machine:
     log: object = None            # callable(str) for kernel messages; default: stderr if not quiet
     ncpus: int = 1
     strace: bool = False
+    hostfs: str | None = None     # UML's hostfs=DIR: guest `mount -t hostfs` confined to DIR
 
     def _printk(self, msg: str) -> None:
         if self.log is not None:
@@ -68,7 +69,7 @@ class Machine:
         from usermode.fs import procfs, sysfs
         from usermode.fs.fdtable import FdTable
         from usermode.fs.file import O_NOCTTY, O_RDWR
-        from usermode.fs.hostfs import HostFS
+        from usermode.fs.hostfs import HostFS, hostfs_factory
         from usermode.fs.vfs import VFS
         from usermode.kernel.creds import Creds
         from usermode.kernel.kernel import Kernel
@@ -89,6 +90,12 @@ class Machine:
         k.cmdline = self.cmdline
         procfs.register(vfs, k)
         sysfs.register(vfs, k)
+        if self.hostfs is not None:
+            if not os.path.isdir(self.hostfs):
+                raise BootError(f"hostfs={self.hostfs}: no such directory")
+            vfs.register_fstype("hostfs", hostfs_factory(os.path.realpath(self.hostfs)))
+        else:
+            vfs.register_fstype("hostfs", hostfs_factory(None))
         k.printk(f"VFS: Mounted root (hostfs filesystem) readwrite on {self.root}.")
         self._mount_standard(vfs, k)
         console = Console(k, self.stdin, self.stdout)
@@ -148,14 +155,18 @@ class Machine:
                 continue
 
     def run(self) -> int:
-        """Boot, run until init exits or the guest halts; returns a shell-style status."""
-        k = self.boot()
-        try:
-            status = k.run()
-        finally:
-            k.shutdown()
-            k.console.restore()
-        self.halt_reason = k.halt_reason
+        """Boot, run until init exits or the guest halts; returns a shell-style status.
+        A guest `reboot` boots the machine again, as UML does."""
+        while True:
+            k = self.boot()
+            try:
+                status = k.run()
+            finally:
+                k.shutdown()
+                k.console.restore()
+            self.halt_reason = k.halt_reason
+            if k.halt_reason != "reboot":
+                break
         if k.halt_reason in ("halt", "poweroff", "reboot"):
             return 0
         if os.WIFSIGNALED(status):
