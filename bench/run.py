@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -63,6 +65,51 @@ def run_uml(root: str, scale: int) -> dict[str, float]:
     return parse(p.stdout)
 
 
+BOOT_SCRIPT = "#!/bin/sh\necho USERMODE-BOOTED\n/bin/poweroff -f\n"
+
+
+def time_until(cmd: list[str], marker: bytes, timeout: float = 120.0) -> float | None:
+    """Seconds from starting cmd until marker appears on its stdout (then it is killed)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
+    buf = b""
+    try:
+        while marker not in buf:
+            r, _, _ = select.select([p.stdout], [], [], max(0.0, t0 + timeout - time.monotonic()))
+            if not r:
+                return None
+            data = os.read(p.stdout.fileno(), 65536)
+            if not data:
+                return None
+            buf += data
+        return time.monotonic() - t0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def boot_times(root: str) -> dict[str, float]:
+    """Boot to init: time until init's first output, for UML and usermode, same tree."""
+    with open(os.path.join(root, "boot.sh"), "w") as f:
+        f.write(BOOT_SCRIPT)
+    os.chmod(os.path.join(root, "boot.sh"), 0o755)
+    out: dict[str, float] = {}
+    um = time_until([os.path.join(ROOT, ".venv/bin/usermode"), f"rootflags={root}",
+                     "init=/boot.sh", "quiet"], b"USERMODE-BOOTED")
+    if um is not None:
+        out["usermode"] = um * 1e6
+    linux = shutil.which("linux")
+    if linux:
+        with tempfile.TemporaryDirectory() as umldir:
+            uml = time_until([linux, "mem=64M", "root=/dev/root", "rootfstype=hostfs",
+                              f"rootflags={root}", "rw", "init=/boot.sh", "con0=fd:0,fd:1",
+                              "con=null", f"uml_dir={umldir}", "quiet"], b"USERMODE-BOOTED")
+        if uml is not None:
+            out["uml"] = uml * 1e6
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
@@ -79,9 +126,15 @@ def main() -> int:
         runs["native"].append(run_native(binary, args.scale, work))
         runs["uml"].append(run_uml(root, args.scale))
         runs["usermode"].append(run_usermode(root, args.scale))
-    names = list(runs["native"][0])
+        boot = boot_times(root)
+        for who in ("uml", "usermode"):
+            if who in boot:
+                runs[who][-1]["boot_to_init"] = boot[who]
+    names = list(runs["native"][0]) + ["boot_to_init"]
     med = {k: {n: statistics.median(r[n] for r in v if n in r) for n in names
                if any(n in r for r in v)} for k, v in runs.items()}
+    print(f"{args.reps} interleaved rounds; medians in microseconds per operation "
+          "(boot_to_init: from process start to init's first output)")
     print(f"{'benchmark (us/op)':18s} {'native':>10s} {'UML':>10s} {'usermode':>10s} {'um/UML':>8s}")
     for n in names:
         nat, uml, um = med["native"].get(n), med["uml"].get(n), med["usermode"].get(n)
