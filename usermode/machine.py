@@ -55,6 +55,7 @@ class Machine:
     log: object = None            # callable(str) for kernel messages; default: stderr if not quiet
     ncpus: int = 1
     strace: bool = False
+    platform: str = "ptrace"      # the back-end that runs guest tasks (host/platform.py)
     hostfs: str | None = None     # UML's hostfs=DIR: guest `mount -t hostfs` confined to DIR
 
     def _printk(self, msg: str) -> None:
@@ -65,6 +66,7 @@ class Machine:
 
     def boot(self):
         """Build the kernel and start init; returns the kernel (call .run() on it)."""
+        from usermode.drivers import pty
         from usermode.drivers.console import Console
         from usermode.fs import procfs, sysfs
         from usermode.fs.fdtable import FdTable
@@ -78,7 +80,10 @@ class Machine:
         mem = parse_mem(self.mem)
         if not os.path.isdir(self.root):
             raise BootError(f"root directory {self.root!r} does not exist")
-        k = Kernel(printk=self._printk)
+        try:
+            k = Kernel(printk=self._printk, platform=self.platform)
+        except ValueError as e:
+            raise BootError(str(e)) from None
         k.mem_bytes = mem
         k.strace = self.strace
         k.ncpus = self.ncpus
@@ -104,6 +109,7 @@ class Machine:
         vfs.register_chrdev(5, 0, self._dev_tty, "tty")
         vfs.register_chrdev(4, 0, console.open, "tty0")
         vfs.register_chrdev(4, 1, console.open, "tty1")
+        pty.register(vfs, k)
         files = FdTable()
         con = console.open(None, O_RDWR | O_NOCTTY)
         for fd in (0, 1, 2):

@@ -26,6 +26,10 @@ class Clock:
     def monotonic_ns() -> int:
         return time.monotonic_ns()
 
+    @staticmethod
+    def boottime_ns() -> int:
+        return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
 
 class EventLoop:
     """epoll over host fds (console input, mconsole, transports) plus the SIGCHLD wakeup.

@@ -1,8 +1,10 @@
-"""The ptrace platform: run guest tasks until they need the kernel (gVisor's Platform).
+"""The platform: run guest tasks until they need the kernel (gVisor's Platform).
 
-A guest task is a host thread under PTRACE_SEIZE with our seccomp filter. The kernel asks
-for stops with `wait_stops()` and gets `(host_tid, Stop)` pairs; it answers with `resume`,
-`skip_syscall` (return a value without running the call) or `run_syscall`.
+The kernel talks to one `Platform` object (see `PtracePlatform` at the end): `spawn` the
+first task, `next_stop()` -> (host tid, Stop, rusage) when a task needs the kernel, then
+`resume` it (optionally through the syscall-exit stop), plus register, signal and
+injection access. Back-ends register by name in PLATFORMS. The ptrace back-end: a guest
+task is a host thread under PTRACE_SEIZE with our seccomp filter (RET_TRACE stops).
 """
 from __future__ import annotations
 
@@ -349,3 +351,50 @@ class Injector:
 
 class InjectError(Exception):
     pass
+
+
+class PtracePlatform:
+    """The ptrace + seccomp RET_TRACE back-end."""
+
+    name = "ptrace"
+
+    def spawn(self, stub_path: str, filter_program: bytes) -> int:
+        return spawn_root(stub_path, filter_program)
+
+    def next_stop(self) -> "tuple[int, Stop, object, int] | None":
+        """The next task that needs the kernel, without blocking: (tid, stop, rusage, raw)."""
+        ws = wait_any()
+        if ws is None:
+            return None
+        return ws[0], decode(ws[1]), ws[2], ws[1]
+
+    resume = staticmethod(resume)
+    resume_to_syscall_exit = staticmethod(resume_to_syscall_exit)
+    interrupt = staticmethod(interrupt)
+    kill = staticmethod(host_kill)
+    signal_state = staticmethod(signal_state)
+    auxv = staticmethod(host_auxv)
+    rss_kb = staticmethod(host_rss_kb)
+    cpu_times = staticmethod(cpu_times)
+    event_msg = staticmethod(pt.geteventmsg)
+    siginfo = staticmethod(pt.getsiginfo)
+    set_siginfo = staticmethod(pt.setsiginfo)
+    getregs = staticmethod(pt.getregs)
+    continue_to_syscall = staticmethod(pt.syscall)
+    Regs = TaskRegs
+    Injector = Injector
+    Error = pt.PtraceError
+
+    @staticmethod
+    def kernel_pid() -> int:
+        return kernel_pid()
+
+
+PLATFORMS = {"ptrace": PtracePlatform}
+
+
+def get_platform(name: str = "ptrace") -> PtracePlatform:
+    try:
+        return PLATFORMS[name]()
+    except KeyError:
+        raise ValueError(f"unknown platform {name!r} (have: {', '.join(PLATFORMS)})") from None

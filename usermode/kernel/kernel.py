@@ -42,7 +42,9 @@ def restore_args(r, saved: tuple[int, ...]) -> None:
 
 
 class Kernel:
-    def __init__(self, printk: Callable[[str], None] | None = None) -> None:
+    def __init__(self, printk: Callable[[str], None] | None = None,
+                 platform: str = "ptrace") -> None:
+        self.platform = hp.get_platform(platform)
         self.clock = Clock()
         self.loop = EventLoop()
         self.table = Table()
@@ -68,7 +70,7 @@ class Kernel:
         self.syscall_count = 0
         self.strace = False
         self.current: Task | None = None         # the task whose syscall is being served
-        self.host_pid = hp.kernel_pid()
+        self.host_pid = self.platform.kernel_pid()
         self.pagecache = PageCache()
         self.reserved_pids: set[int] = set()
         self.start_monotonic = self.clock.monotonic()
@@ -88,7 +90,7 @@ class Kernel:
             self._printk_out(msg)
 
     def mem_used(self) -> int:
-        return sum(hp.host_rss_kb(t.host_tid) * 1024 for p in self.procs.values()
+        return sum(self.platform.rss_kb(t.host_tid) * 1024 for p in self.procs.values()
                    if not p.zombie and (t := p.leader) is not None and t.state != ts.DEAD)
 
     def dmesg(self) -> bytes:
@@ -120,7 +122,7 @@ class Kernel:
         pid = self.alloc_pid()
         proc = Process(self, pid, None)
         self.init = proc
-        host = hp.spawn_root(self.stub_path, self.filter)
+        host = self.platform.spawn(self.stub_path, self.filter)
         t = Task(self, pid, host, proc)
         t.files, t.fs = files, fs
         if creds is not None:
@@ -135,14 +137,14 @@ class Kernel:
 
     def run(self) -> int:
         """Run until init exits or the machine halts; returns the exit status."""
-        wait_any = hp.wait_any
+        next_stop = self.platform.next_stop
         while self.halted is None:
             progressed = False
             while True:
-                ws = wait_any()
+                ws = next_stop()
                 if ws is None:
                     break
-                self.on_stop(ws[0], ws[1], ws[2])
+                self.on_stop(ws[0], ws[3], ws[2], ws[1])
                 progressed = True
                 if self.halted is not None:
                     break
@@ -161,10 +163,10 @@ class Kernel:
     def shutdown(self) -> None:
         for t in list(self.tasks.values()):
             try:
-                hp.host_kill(t.host_tid, signal.SIGKILL, False)
+                self.platform.kill(t.host_tid, signal.SIGKILL, False)
             except OSError:
                 pass
-        while hp.wait_any() is not None:
+        while self.platform.next_stop() is not None:
             pass
         self.loop.close()
         self.pagecache.close()
@@ -175,12 +177,13 @@ class Kernel:
             self.halt_reason = reason
 
     # ---- stops
-    def on_stop(self, host_tid: int, status: int, rusage=None) -> None:
+    def on_stop(self, host_tid: int, status: int, rusage=None, st=None) -> None:
         t = self.tasks.get(host_tid)
         if t is None:
             self.early_stops.setdefault(host_tid, []).append(status)
             return
-        st = hp.decode(status)
+        if st is None:
+            st = hp.decode(status)
         kind = st.kind
         try:
             if kind == hp.SYSCALL:
@@ -204,7 +207,7 @@ class Kernel:
                 self.on_exit(t, status)
             else:
                 self.resume(t)
-        except pt.PtraceError as e:
+        except self.platform.Error as e:
             if e.errno != errno.ESRCH:      # ESRCH: the task died under us (SIGKILL)
                 raise
 
@@ -215,7 +218,7 @@ class Kernel:
         if t.regs.dirty:
             t.regs.store()
         t.state = ts.RUNNING
-        hp.resume(t.host_tid, sig)
+        self.platform.resume(t.host_tid, sig)
 
     def on_syscall(self, t: Task) -> None:
         regs = t.regs
@@ -223,7 +226,7 @@ class Kernel:
         r = regs.r
         if not t.started:                       # the boot execve of the stub
             t.started = True
-            hp.resume(t.host_tid)
+            self.platform.resume(t.host_tid)
             return
         nr = r[pt.ORIG_RAX]
         self.syscall_count += 1
@@ -271,9 +274,9 @@ class Kernel:
                 t.regs.store()
             t.state = ts.RUNNING
             if t.after_native is not None:
-                hp.resume_to_syscall_exit(t.host_tid)
+                self.platform.resume_to_syscall_exit(t.host_tid)
             else:
-                hp.resume(t.host_tid)
+                self.platform.resume(t.host_tid)
             return
         if t.state == ts.DEAD:
             return
@@ -386,7 +389,7 @@ class Kernel:
             if proc.stopped:
                 proc.stopped = False
             for t in proc.alive_threads():
-                hp.host_kill(t.host_tid, signal.SIGKILL, True)
+                self.platform.kill(t.host_tid, signal.SIGKILL, True)
             return
         if sig == signal.SIGCONT:
             self.job_continue(proc)
@@ -402,15 +405,16 @@ class Kernel:
         if not targets:
             return
         tgt = targets[0]
-        hp.host_kill(tgt.host_tid if thread is not None else proc.threads[0].host_tid, sig,
+        self.platform.kill(tgt.host_tid if thread is not None else proc.threads[0].host_tid, sig,
                      thread is not None)
         # a thread parked in our kernel that does not block sig is interrupted
         for t in targets:
             if t.state == ts.PARKED:
-                _, blocked, _, _ = hp.signal_state(t.host_tid)
+                _, blocked, _, _ = self.platform.signal_state(t.host_tid)
                 if not blocked & (1 << (sig - 1)):
                     self.interrupt_parked(t, sig)
                     break
+        proc.signal_wait.notify()
 
     def signal_pgrp(self, pgid: int, sig: int) -> None:
         for p in list(self.procs.values()):
@@ -418,7 +422,7 @@ class Kernel:
                 self.send_signal(p, sig)
 
     def is_blocked(self, t: Task, sig: int) -> bool:
-        _, blocked, _, _ = hp.signal_state(t.host_tid)
+        _, blocked, _, _ = self.platform.signal_state(t.host_tid)
         return bool(blocked & (1 << (sig - 1)))
 
     def send_signal_to_task(self, t: Task, sig: int) -> None:
@@ -449,14 +453,14 @@ class Kernel:
         """A signal-delivery-stop: pass it to the guest, except job-control stops."""
         if self.strace:
             t.regs.load()
-            info = pt.getsiginfo(t.host_tid)
+            info = self.platform.siginfo(t.host_tid)
             addr = int.from_bytes(info[16:24], "little")
             self.printk(f"[{t.tid}] signal {sig} at rip={t.regs.r[pt.RIP]:#x} addr={addr:#x}")
         q = t.process.siginfo.get(sig)
         if q:
-            info = pt.getsiginfo(t.host_tid)
+            info = self.platform.siginfo(t.host_tid)
             if int.from_bytes(info[16:20], "little", signed=True) == self.host_pid:
-                pt.setsiginfo(t.host_tid, q.popleft())
+                self.platform.set_siginfo(t.host_tid, q.popleft())
         if sig in STOP_SIGNALS and self.sigaction_of(t.process, sig)[0] == 0:
             self.job_stop(t.process, sig)
             self.resume(t)
@@ -477,7 +481,7 @@ class Kernel:
             if t.state == ts.RUNNING:
                 t.interrupting = True
                 try:
-                    hp.interrupt(t.host_tid)
+                    self.platform.interrupt(t.host_tid)
                 except OSError:
                     pass
         self.child_changed(proc, sig, stopped=True)

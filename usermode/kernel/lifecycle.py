@@ -44,10 +44,10 @@ def on_new_task(self: "Kernel", t: Task) -> None:
     """The parent stopped at PTRACE_EVENT_{CLONE,FORK,VFORK}: make the child our task."""
     req: CloneRequest | None = t.clone_req
     t.clone_req = None
-    child_host = pt.geteventmsg(t.host_tid)
+    child_host = self.platform.event_msg(t.host_tid)
     if req is None:                       # not a clone we asked for: should not happen
-        hp.host_kill(child_host, signal.SIGKILL, False)
-        pt.syscall(t.host_tid)
+        self.platform.kill(child_host, signal.SIGKILL, False)
+        self.platform.continue_to_syscall(t.host_tid)
         return
     flags = req.flags
     parent = t.process
@@ -96,14 +96,14 @@ def on_new_task(self: "Kernel", t: Task) -> None:
     if flags & CLONE_VFORK:
         proc.vfork_parent = t
     t.state = ts.RUNNING
-    pt.syscall(t.host_tid)               # on to the syscall-exit stop (returns the pid)
+    self.platform.continue_to_syscall(t.host_tid)               # on to the syscall-exit stop (returns the pid)
     for status in self.early_stops.pop(child_host, []):
         self.on_stop(child_host, status)
 
 
 def on_exec(self: "Kernel", t: Task) -> None:
     """The host execve of the stub succeeded: build the guest program in the new mm."""
-    former = pt.geteventmsg(t.host_tid)
+    former = self.platform.event_msg(t.host_tid)
     if former != t.host_tid and former in self.tasks:
         # a non-leader thread exec'd: it takes over the leader's host and guest tid
         execer = self.tasks.pop(former)
@@ -111,7 +111,7 @@ def on_exec(self: "Kernel", t: Task) -> None:
         leader.exec_reaped = True
         leader.state = ts.DEAD
         execer.host_tid = t.host_tid
-        execer.regs = hp.TaskRegs(t.host_tid)
+        execer.regs = self.platform.Regs(t.host_tid)
         self.tasks[t.host_tid] = execer
         self.threads.pop(execer.tid, None)
         execer.tid = execer.process.pid
@@ -135,14 +135,14 @@ def on_exec(self: "Kernel", t: Task) -> None:
             old.close()
     mm = MM(t.host_tid)
     proc.mm = t.mm = mm
-    inj = hp.Injector(t.host_tid)
+    inj = self.platform.Injector(t.host_tid)
     inj.write = mm.mem.write          # type: ignore[attr-defined]
     try:
         inj.leave_syscall()
-        entry, sp, brk, maps = load(inj, plan, hp.host_auxv(t.host_tid))
+        entry, sp, brk, maps = load(inj, plan, self.platform.auxv(t.host_tid))
     except (Errno, hp.InjectError) as e:
         self.printk(f"usermode: exec of {plan.filename!r} failed after the point of no return: {e}")
-        hp.host_kill(t.host_tid, signal.SIGKILL, True)
+        self.platform.kill(t.host_tid, signal.SIGKILL, True)
         return
     mm.brk_start = mm.brk = brk
     mm.mappings = maps
@@ -150,7 +150,7 @@ def on_exec(self: "Kernel", t: Task) -> None:
     mm.stack_top = sp
     mm.arg_start, mm.arg_end, mm.env_start, mm.env_end = plan.arg_range
     r = t.regs.r
-    pt.getregs(t.host_tid, r)
+    self.platform.getregs(t.host_tid, r)
     for i in range(pt.R15, pt.ORIG_RAX + 1):
         r[i] = 0
     r[pt.ORIG_RAX] = (1 << 64) - 1
@@ -174,7 +174,7 @@ def on_exec(self: "Kernel", t: Task) -> None:
     t.state = ts.STOPPED
     self.resume(t)
     for sig in inj.deferred_signals:
-        hp.host_kill(t.host_tid, sig, True)
+        self.platform.kill(t.host_tid, sig, True)
 
 
 def on_exit(self: "Kernel", t: Task, status: int) -> None:

@@ -58,6 +58,7 @@ class Process:
         self.stop_report: int | None = None    # stop/continue event not yet waited for
         self.continued_report = False
         self.child_wait = WaitQueue()          # notified when a child changes state
+        self.signal_wait = WaitQueue()         # notified when a signal is sent (signalfd)
         # sig -> (handler, flags, mask, restorer); what the guest last set, reset by exec
         self.sigactions: dict[int, tuple[int, int, int, int]] = {}
         self.siginfo: dict[int, deque[bytes]] = {}   # what the guest sees at delivery

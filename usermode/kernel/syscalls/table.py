@@ -25,7 +25,8 @@ class _Native:
 NATIVE = _Native()
 
 FAMILIES = ["sys_proc", "sys_cred", "sys_signal", "sys_mm", "sys_time", "sys_info", "sys_exec",
-            "sys_file", "sys_fs", "sys_xattr", "sys_poll", "sys_socket", "sys_tty"]
+            "sys_file", "sys_fs", "sys_xattr", "sys_poll", "sys_socket", "sys_tty",
+            "sys_fdtimers"]
 
 # native by the filter, sometimes only for some arguments (see host/seccomp.py)
 NATIVE_PARTIAL = {
