@@ -1,10 +1,10 @@
 """The host side of the kernel loop: one epoll for host fds, SIGCHLD as a wakeup, a clock."""
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
-import socket
 import time
 from typing import Callable
 
@@ -32,25 +32,33 @@ class Clock:
 
 
 class EventLoop:
-    """epoll over host fds (console input, mconsole, transports) plus the SIGCHLD wakeup.
+    """The kernel's wait: tracee stops (SIGCHLD) and host fds (console input ...) as signals.
 
-    Tracee stops raise SIGCHLD in the kernel process; the C-level handler writes a byte to a
-    socket that is in the epoll set, so a stop always ends a wait (no lost wakeups).
+    SIGCHLD and SIGIO are blocked in the kernel process and taken with sigtimedwait, so a
+    wake costs one syscall and no Python signal handler. Host fds are put in O_ASYNC mode
+    (SIGIO on new input); on SIGIO, a zero-timeout epoll says which ones are ready. A
+    signal that arrives while we work stays pending, so no wakeup is lost.
     """
+
+    WAKE = {signal.SIGCHLD, signal.SIGIO}
 
     def __init__(self) -> None:
         self.ep = select.epoll()
         self.handlers: dict[int, Callable[[int], None]] = {}
-        self._r, self._w = socket.socketpair()
-        self._r.setblocking(False)
-        self._w.setblocking(False)
-        self._old_wakeup = signal.set_wakeup_fd(self._w.fileno(), warn_on_full_buffer=False)
-        self._old_handler = signal.signal(signal.SIGCHLD, lambda s, f: None)
-        self.ep.register(self._r.fileno(), select.EPOLLIN)
+        self.async_fds: dict[int, int] = {}          # fd -> its old status flags
+        self._old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, self.WAKE)
 
     def add_reader(self, fd: int, callback: Callable[[int], None]) -> None:
-        self.handlers[fd] = callback
         self.ep.register(fd, select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR)
+        self.handlers[fd] = callback
+        try:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_ASYNC)
+            self.async_fds[fd] = flags
+        except OSError:
+            pass
+        self.poll_fds()                # input that arrived before O_ASYNC was set
 
     def remove_reader(self, fd: int) -> None:
         if self.handlers.pop(fd, None) is not None:
@@ -58,27 +66,39 @@ class EventLoop:
                 self.ep.unregister(fd)
             except (OSError, ValueError):
                 pass
-
-    def wait(self, timeout: float | None) -> None:
-        """Block until a host fd is ready, a tracee stops, or timeout seconds pass."""
-        for fd, _ in self.ep.poll(-1 if timeout is None else max(timeout, 0.0)):
-            if fd == self._r.fileno():
+            flags = self.async_fds.pop(fd, None)
+            if flags is not None:
                 try:
-                    while self._r.recv(4096):
-                        pass
-                except BlockingIOError:
+                    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+                except OSError:
                     pass
-                continue
+
+    def poll_fds(self) -> None:
+        if not self.handlers:
+            return
+        for fd, _ in self.ep.poll(0):
             cb = self.handlers.get(fd)
             if cb:
                 cb(fd)
 
+    def wait(self, timeout: float | None) -> None:
+        """Block until a tracee stops, a host fd has input, or timeout seconds pass."""
+        if timeout is None:
+            sig = signal.sigwaitinfo(self.WAKE).si_signo
+        else:
+            info = signal.sigtimedwait(self.WAKE, max(timeout, 0.0))
+            sig = info.si_signo if info is not None else 0
+        if sig != signal.SIGCHLD:
+            self.poll_fds()
+
     def close(self) -> None:
-        signal.set_wakeup_fd(self._old_wakeup)
-        signal.signal(signal.SIGCHLD, self._old_handler)
+        for fd in list(self.handlers):
+            self.remove_reader(fd)
+        # drop wakeups still pending for us, then restore the caller's mask
+        while signal.sigtimedwait(self.WAKE, 0) is not None:
+            pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, self._old_mask)
         self.ep.close()
-        self._r.close()
-        self._w.close()
 
 
 def read_fd(fd: int, n: int = 65536) -> bytes:
