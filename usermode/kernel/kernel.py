@@ -399,8 +399,8 @@ class Kernel:
                 return
             self.job_stop(proc, sig)
             return
-        if self.is_ignored(proc, sig):
-            return
+        if self.is_ignored(proc, sig) and not self.is_blocked(thread or proc.threads[0], sig):
+            return                     # blocked signals are never ignored (signalfd, sigwait)
         targets = [thread] if thread is not None else proc.alive_threads()
         if not targets:
             return
