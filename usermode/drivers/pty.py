@@ -5,6 +5,9 @@ of tty.py) shown as /dev/pts/N (char 136,N) by devpts; the master is a plain Fil
 the slave's Tty outputs (after OPOST) is queued for master reads, and master writes are
 typed into the slave with Tty.receive(). Both directions are bounded so a writer blocks
 when the other side does not read: 4 KiB of slave input (N_TTY_BUF_SIZE), 64 KiB of output.
+A blocking write is taken whole once there is any room (Linux's n_tty completes blocking
+writes, and a handler that blocks is re-run from scratch, so it cannot keep a partial
+count): a queue may exceed its bound by one write. O_NONBLOCK writes take what fits.
 
 Hangups follow Linux: closing the master hangs the slave up (SIGHUP to its foreground
 group, reads return 0, writes EIO); once the slave was opened, closing its last fd makes
@@ -121,7 +124,7 @@ class PtyMaster(File):
             if self.nonblocking:
                 raise Errno(errno.EAGAIN)
             raise Block(p.mwq)
-        chunk = data[:room]
+        chunk = data[:room] if self.nonblocking else data
         tty.receive(chunk)
         p.mwq.notify()
         return len(chunk)
@@ -231,8 +234,9 @@ class PtsFile(TtyFile):
             if self.nonblocking:
                 raise Errno(errno.EAGAIN)
             raise Block(self.tty.waitq)
-        self.tty.output(data[:room])
-        return min(room, len(data))
+        chunk = data[:room] if self.nonblocking else data
+        self.tty.output(chunk)
+        return len(chunk)
 
     def poll(self) -> int:
         p = self.pair
