@@ -81,22 +81,37 @@ def wait_one(tid: int) -> int:
 
 
 class TaskRegs:
-    """The saved registers of one stopped task, read once per stop."""
+    """The saved registers of one stopped task, read once per stop (the syscall hot path:
+    the ptrace calls are made directly, with the buffer address computed once)."""
 
-    __slots__ = ("tid", "r", "dirty")
+    __slots__ = ("tid", "r", "dirty", "addr")
 
     def __init__(self, tid: int) -> None:
         self.tid = tid
         self.r = pt.Regs()
+        self.addr = ctypes.addressof(self.r)
         self.dirty = False
 
     def load(self) -> None:
-        pt.getregs(self.tid, self.r)
+        if _raw_ptrace(pt.GETREGS, self.tid, None, self.addr) == -1:
+            pt.getregs(self.tid, self.r)           # raises the PtraceError
         self.dirty = False
 
     def store(self) -> None:
-        pt.setregs(self.tid, self.r)
+        if _raw_ptrace(pt.SETREGS, self.tid, None, self.addr) == -1:
+            pt.setregs(self.tid, self.r)
         self.dirty = False
+
+    def store_and_resume(self) -> None:
+        """SETREGS if changed, then PTRACE_CONT: the end of every served syscall."""
+        if self.dirty:
+            self.store()
+        if _raw_ptrace(pt.CONT, self.tid, None, 0) == -1:
+            pt.cont(self.tid, 0)
+
+
+_raw_ptrace = pt._ptrace
+SECCOMP_STOP = signal.SIGTRAP | (pt.EVENT_SECCOMP << 8)     # status >> 8 of a syscall stop
 
 
 def spawn_root(stub_path: str, filter_program: bytes) -> int:
@@ -175,6 +190,7 @@ class Memory:
 
 
 KERNEL_PID = os.getpid()
+_WNOHANG_WALL = os.WNOHANG | pt.WALL
 
 
 def kernel_pid() -> int:
@@ -361,12 +377,18 @@ class PtracePlatform:
     def spawn(self, stub_path: str, filter_program: bytes) -> int:
         return spawn_root(stub_path, filter_program)
 
-    def next_stop(self) -> "tuple[int, Stop, object, int] | None":
-        """The next task that needs the kernel, without blocking: (tid, stop, rusage, raw)."""
-        ws = wait_any()
-        if ws is None:
+    @staticmethod
+    def next_stop() -> "tuple[int, int, object] | None":
+        """The next task that needs the kernel, without blocking: (tid, wait status,
+        rusage). `status >> 8 == SECCOMP_STOP` is a syscall stop; `decode` the others."""
+        try:
+            ws = os.wait4(-1, _WNOHANG_WALL)
+        except ChildProcessError:
             return None
-        return ws[0], decode(ws[1]), ws[2], ws[1]
+        return ws if ws[0] else None
+
+    SECCOMP_STOP = SECCOMP_STOP
+    decode = staticmethod(decode)
 
     resume = staticmethod(resume)
     resume_to_syscall_exit = staticmethod(resume_to_syscall_exit)

@@ -27,6 +27,8 @@ from usermode.kernel.syscalls.table import NATIVE, Table
 from usermode.kernel.task import Process, Task
 
 M64 = (1 << 64) - 1
+RAX, ORIG_RAX, RDI, RSI, RDX, R10, R8, R9 = (pt.RAX, pt.ORIG_RAX, pt.RDI, pt.RSI, pt.RDX,
+                                             pt.R10, pt.R8, pt.R9)
 SKIP = M64                     # orig_rax = -1: the host does not run the call
 PID_MAX = 32768
 STOP_SIGNALS = (signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU)
@@ -79,6 +81,8 @@ class Kernel:
         self.ncpus = 1
         self.cad_enabled = True
         self.log_buffer = bytearray()
+        self.frozen = False                       # mconsole `stop`: see freeze()
+        self.frozen_held: dict[Task, int] = {}    # task -> signal to resume it with
 
     def printk(self, msg: str) -> None:
         """Kernel log: kept for dmesg/syslog, and shown on the host if asked to."""
@@ -138,14 +142,24 @@ class Kernel:
     def run(self) -> int:
         """Run until init exits or the machine halts; returns the exit status."""
         next_stop = self.platform.next_stop
+        seccomp_stop = self.platform.SECCOMP_STOP
+        tasks = self.tasks
         while self.halted is None:
             progressed = False
             while True:
                 ws = next_stop()
                 if ws is None:
                     break
-                self.on_stop(ws[0], ws[3], ws[2], ws[1])
                 progressed = True
+                tid, status = ws[0], ws[1]
+                if status >> 8 == seccomp_stop and tid in tasks:      # the hot path
+                    try:
+                        self.on_syscall(tasks[tid])
+                    except self.platform.Error as e:
+                        if e.errno != errno.ESRCH:
+                            raise
+                    continue
+                self.on_stop(tid, status, ws[2])
                 if self.halted is not None:
                     break
             if self.runq:
@@ -176,14 +190,43 @@ class Kernel:
             self.halted = status
             self.halt_reason = reason
 
+    # ---- the whole instance paused (mconsole stop/go)
+    def freeze(self) -> None:
+        """Pause every guest task: running ones are interrupted, and resume() holds each
+        task that would run again until thaw(). The loop keeps serving host fds (mconsole)
+        and timers; a woken blocked call completes but its task stays held."""
+        if self.frozen:
+            return
+        self.frozen = True
+        for t in list(self.tasks.values()):
+            if t.state == ts.RUNNING:
+                t.interrupting = True
+                try:
+                    self.platform.interrupt(t.host_tid)
+                except OSError:
+                    pass
+
+    def thaw(self) -> None:
+        """Undo freeze(): resume the tasks it held, with the signals they were due."""
+        if not self.frozen:
+            return
+        self.frozen = False
+        held, self.frozen_held = self.frozen_held, {}
+        for t, sig in held.items():
+            if t.state == ts.HELD and not (t.process.stopped and sig == 0):
+                try:
+                    self.resume(t, sig)
+                except self.platform.Error as e:
+                    if e.errno != errno.ESRCH:
+                        raise
+
     # ---- stops
-    def on_stop(self, host_tid: int, status: int, rusage=None, st=None) -> None:
+    def on_stop(self, host_tid: int, status: int, rusage=None) -> None:
         t = self.tasks.get(host_tid)
         if t is None:
             self.early_stops.setdefault(host_tid, []).append(status)
             return
-        if st is None:
-            st = hp.decode(status)
+        st = hp.decode(status)
         kind = st.kind
         try:
             if kind == hp.SYSCALL:
@@ -215,6 +258,10 @@ class Kernel:
         if t.process.stopped and sig == 0:
             t.state = ts.HELD
             return
+        if self.frozen:
+            t.state = ts.HELD
+            self.frozen_held[t] = sig
+            return
         if t.regs.dirty:
             t.regs.store()
         t.state = ts.RUNNING
@@ -228,18 +275,19 @@ class Kernel:
             t.started = True
             self.platform.resume(t.host_tid)
             return
-        nr = r[pt.ORIG_RAX]
+        nr = r[ORIG_RAX]
         self.syscall_count += 1
         t.state = ts.STOPPED
         t.timed_out = False
-        entry = self.table.entries[nr] if nr < len(self.table.entries) else None
+        entries = self.table.entries
+        entry = entries[nr] if nr < len(entries) else None
         if entry is None:
             self.unknown(t, nr)
             self.finish(t, -errno.ENOSYS)
             return
         h, n = entry.handler, entry.nargs
         # kept so a call we rewrite and run natively returns with the guest's own registers
-        t.saved_args = sa = (r[pt.RDI], r[pt.RSI], r[pt.RDX], r[pt.R10], r[pt.R8], r[pt.R9])
+        t.saved_args = sa = (r[RDI], r[RSI], r[RDX], r[R10], r[R8], r[R9])
         args = sa if n == 6 else sa[:n]
         t.in_syscall_nr = nr
         if self.strace:
@@ -285,11 +333,16 @@ class Kernel:
     def finish(self, t: Task, res: int) -> None:
         if self.strace:
             self.printk(f"[{t.tid}]   = {res}")
-        r = t.regs.r
-        r[pt.ORIG_RAX] = SKIP
-        r[pt.RAX] = res & M64
-        t.regs.dirty = True
-        self.resume(t)
+        regs = t.regs
+        r = regs.r
+        r[ORIG_RAX] = SKIP
+        r[RAX] = res & M64
+        regs.dirty = True
+        if t.process.stopped:
+            t.state = ts.HELD
+            return
+        t.state = ts.RUNNING
+        regs.store_and_resume()
 
     def on_syscall_exit(self, t: Task) -> None:
         fn = t.after_native
