@@ -5,6 +5,7 @@ import errno
 
 from usermode.fs.inode import FileSystem, Inode, now_ns
 from usermode.fs.stat import S_IFDIR, S_IFLNK, S_IFREG, dtype_of
+from usermode.host.pagecache import SharedMemory
 from usermode.kernel.errors import Errno
 
 TMPFS_MAGIC = 0x01021994
@@ -16,6 +17,7 @@ class TmpInode(Inode):
         super().__init__(sb, sb.new_ino(), mode, uid, gid, rdev)
         self.entries: dict[bytes, TmpInode] = {}
         self.data = bytearray()
+        self.shared: SharedMemory | None = None      # set once mapped MAP_SHARED
         self.target = b""
         self.parent: TmpInode | None = None      # directories only, for nlink bookkeeping
 
@@ -71,7 +73,7 @@ class TmpInode(Inode):
             node.parent = None
         node.ctime_ns = self.mtime_ns = self.ctime_ns = now_ns()
         if node.nlink <= 0:
-            self.sb.charge(node, -len(node.data))
+            self.sb.charge(node, -(node.size if node.shared is not None else len(node.data)))
         return node
 
     def unlink(self, name: bytes) -> None:
@@ -131,10 +133,20 @@ class TmpInode(Inode):
             raise Errno(errno.EINVAL)
         return self.target
 
+    def shared_fd(self) -> int:
+        """The kernel-side fd of this file's memory for MAP_SHARED: the data moves into a
+        memfd on the first shared mapping and stays there."""
+        if self.shared is None:
+            self.shared = SharedMemory(bytes(self.data))
+            self.data = bytearray()
+        return self.shared.fd
+
     def read_at(self, off: int, n: int) -> bytes:
         if self.is_dir:
             raise Errno(errno.EISDIR)
         self.atime_ns = now_ns()
+        if self.shared is not None:
+            return self.shared.read(off, n) if off < self.size else b""
         return bytes(self.data[off:off + n])
 
     def write_at(self, off: int, data: bytes) -> int:
@@ -143,6 +155,13 @@ class TmpInode(Inode):
         end = off + len(data)
         if end > MAX_FILE:
             raise Errno(errno.EFBIG)
+        if self.shared is not None:
+            if end > self.size:
+                self.sb.charge(self, end - self.size)
+            n = self.shared.write(off, data)
+            self.size = max(self.size, end)
+            self.mtime_ns = self.ctime_ns = now_ns()
+            return n
         grow = end - len(self.data)
         if grow > 0:
             self.sb.charge(self, grow)
@@ -158,6 +177,12 @@ class TmpInode(Inode):
             raise Errno(errno.EISDIR)
         if size > MAX_FILE:
             raise Errno(errno.EFBIG)
+        if self.shared is not None:
+            self.sb.charge(self, size - self.size)
+            self.shared.resize(size)
+            self.size = size
+            self.mtime_ns = self.ctime_ns = now_ns()
+            return
         delta = size - len(self.data)
         self.sb.charge(self, delta)
         if delta < 0:

@@ -47,3 +47,34 @@ class PageCache:
         for fd in self.files.values():
             os.close(fd)
         self.files.clear()
+
+
+class SharedMemory:
+    """A tmpfs file's data once it is mapped MAP_SHARED: a memfd, so every guest mapping
+    and every read/write see the same bytes."""
+
+    def __init__(self, data: bytes) -> None:
+        self.fd = os.memfd_create("usermode-shm", os.MFD_CLOEXEC)
+        if data:
+            os.pwrite(self.fd, data, 0)
+        os.ftruncate(self.fd, len(data))
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def read(self, off: int, n: int) -> bytes:
+        return os.pread(self.fd, n, off)
+
+    def write(self, off: int, data: bytes) -> int:
+        return os.pwrite(self.fd, data, off)
+
+    def resize(self, n: int) -> None:
+        os.ftruncate(self.fd, n)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.close()

@@ -136,12 +136,10 @@ def _mmap_anon(t: Task, addr: int, length: int, prot: int, flags: int, off: int)
 
 
 def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, off: int) -> int:
-    """mmap(2) of a file: an anonymous private mapping filled with the file's bytes.
-
-    Private file mappings (what ld.so makes) behave as on Linux except that later writes to
-    the file are not seen through the mapping; shared writable file mappings are refused.
-    Anonymous mappings arrive here only when large (see _mmap_anon).
-    """
+    """mmap(2) of a file. Regular files are mapped from host memory: private mappings from
+    the page cache (a memfd snapshot of the file), shared ones from memory every mapper
+    and read/write share (a tmpfs file's memfd, a hostfs file's own host file), so
+    MAP_SHARED works as on Linux. Anonymous mappings arrive here only when large."""
     flags = s32(flags) & 0xFFFFFFFF
     if flags & MAP_ANONYMOUS:
         return _mmap_anon(t, addr, length, prot, flags, off)
@@ -156,10 +154,8 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
         raise Errno(errno.ENODEV)
     if not f.readable:
         raise Errno(errno.EACCES)
-    if kind != MAP_PRIVATE and prot & PROT_WRITE:
-        if not f.writable:
-            raise Errno(errno.EACCES)
-        raise Errno(errno.ENODEV)
+    if kind != MAP_PRIVATE and prot & PROT_WRITE and not f.writable:
+        raise Errno(errno.EACCES)
     size = page_up(length)
     if _accountable(prot, flags, size):
         k = t.kernel
@@ -169,7 +165,13 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
     vpath = getattr(f, "vpath", None)
     name = t.kernel.vfs.d_path(vpath, t.fs.root).decode("utf-8", "surrogateescape") if vpath else ""
     if vpath is not None and vpath.dentry.inode.is_reg:
-        return _map_regular(t, f, vpath.dentry.inode, addr, length, prot, flags, off, name)
+        inode = vpath.dentry.inode
+        shared = _shared_fd(f, inode, kind != MAP_PRIVATE)
+        if kind != MAP_PRIVATE and shared is None:
+            raise Errno(errno.ENODEV)
+        return _map_regular(t, f, inode, addr, length, prot, flags, off, name, shared)
+    if kind != MAP_PRIVATE and prot & PROT_WRITE:
+        raise Errno(errno.ENODEV)
     data = b""
     if size <= MAX_FILE_MAP:
         try:
@@ -196,13 +198,24 @@ def sys_mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, of
     return NATIVE
 
 
+def _shared_fd(f, inode, want: bool) -> int | None:
+    """The kernel-side host fd that IS this file's memory, if it has one: a tmpfs file
+    already mapped shared (or now, when `want`), or a hostfs file's host fd."""
+    if getattr(inode, "shared", None) is not None or (want and hasattr(inode, "shared_fd")):
+        return inode.shared_fd()
+    if want:
+        return getattr(f, "hfd", None)
+    return None
+
+
 def _map_regular(t: Task, f, inode, addr: int, length: int, prot: int, flags: int, off: int,
-                 name: str) -> int:
-    """A regular file: map its page-cache memfd (shared pages, SIGBUS past EOF)."""
-    st = inode.getattr()
-    key = (st.dev, st.ino, st.mtime_ns, st.size)
+                 name: str, kfd: int | None = None) -> int:
+    """A regular file: map host memory holding it (SIGBUS past EOF, shared pages)."""
     k = t.kernel
-    kfd = k.pagecache.memfd(key, st.size, lambda o, n: f.pread(t, n, o))
+    if kfd is None:
+        st = inode.getattr()
+        key = (st.dev, st.ino, st.mtime_ns, st.size)
+        kfd = k.pagecache.memfd(key, st.size, lambda o, n: f.pread(t, n, o))
     inj = Injector(t.host_tid)
     saved = pt.Regs.from_buffer_copy(t.regs.r)
     try:
