@@ -89,6 +89,53 @@ def time_until(cmd: list[str], marker: bytes, timeout: float = 120.0) -> float |
         p.wait()
 
 
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS summed over a process and all its descendants (the whole instance)."""
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+                kids.setdefault(int(st[st.rfind(")") + 2:].split()[1]), []).append(int(d))
+            except OSError:
+                pass
+    total, stack, seen = 0, [pid], set()
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+        stack += kids.get(p, [])
+    return total
+
+
+def idle_rss(root: str) -> dict[str, float]:
+    """Host memory of an idle instance (mem=64M, booted to a busybox shell), in KiB."""
+    cmds = {"usermode": [os.path.join(ROOT, ".venv/bin/usermode"), f"rootflags={root}",
+                         "mem=64M", "quiet"]}
+    if shutil.which("linux"):
+        cmds["uml"] = [shutil.which("linux"), "mem=64M", "root=/dev/root", "rootfstype=hostfs",
+                       f"rootflags={root}", "rw", "con0=fd:0,fd:1", "con=null", "quiet",
+                       f"uml_dir={tempfile.mkdtemp()}"]
+    out = {}
+    for who, cmd in cmds.items():
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(8)
+        out[who] = float(tree_rss_kb(p.pid))
+        os.killpg(p.pid, 9)
+        p.wait()
+    return out
+
+
 def boot_times(root: str) -> dict[str, float]:
     """Boot to init: time until init's first output, for UML and usermode, same tree."""
     with open(os.path.join(root, "boot.sh"), "w") as f:
@@ -127,14 +174,18 @@ def main() -> int:
         runs["uml"].append(run_uml(root, args.scale))
         runs["usermode"].append(run_usermode(root, args.scale))
         boot = boot_times(root)
+        rss = idle_rss(root)
         for who in ("uml", "usermode"):
             if who in boot:
                 runs[who][-1]["boot_to_init"] = boot[who]
-    names = list(runs["native"][0]) + ["boot_to_init"]
+            if who in rss:
+                runs[who][-1]["idle_rss_kib"] = rss[who]
+    names = list(runs["native"][0]) + ["boot_to_init", "idle_rss_kib"]
     med = {k: {n: statistics.median(r[n] for r in v if n in r) for n in names
                if any(n in r for r in v)} for k, v in runs.items()}
     print(f"{args.reps} interleaved rounds; medians in microseconds per operation "
-          "(boot_to_init: from process start to init's first output)")
+          "(boot_to_init: from process start to init's first output; idle_rss_kib: host RSS of an "
+          "idle instance booted to a shell with mem=64M, in KiB)")
     print(f"{'benchmark (us/op)':18s} {'native':>10s} {'UML':>10s} {'usermode':>10s} {'um/UML':>8s}")
     for n in names:
         nat, uml, um = med["native"].get(n), med["uml"].get(n), med["usermode"].get(n)
