@@ -12,6 +12,13 @@ Switches (as in User-Mode Linux):
   init=PATH        program to run as pid 1 (default /sbin/init, then /bin/sh)
   mem=SIZE         guest memory, e.g. mem=128M
   con0=fd:0,fd:1   console 0 on host fds (the default); con0=null discards it
+  conN=CHANNEL     console N (/dev/ttyN); con=CHANNEL for every console but con0
+  sslN=CHANNEL     serial line N (/dev/ttySN); ssl=CHANNEL for every serial line
+                   channels: fd:N, fd:IN,fd:OUT, null, pty, port:N (telnet to
+                   127.0.0.1:N), xterm (needs $DISPLAY)
+  umid=NAME        management name: UML_DIR/NAME/{pid,mconsole} (random if not given)
+  uml_dir=DIR      where umid directories live (default ~/.uml)
+  mconsole=notify:SOCKET   send the mconsole socket's path to SOCKET at boot
   hostfs=DIR       let the guest `mount -t hostfs none /mnt -o SUBDIR` below DIR
   quiet            do not print the kernel log
   --help, --version, --showconfig, --syscalls
@@ -21,30 +28,15 @@ become init's arguments, as Linux does.
 """
 
 
-CHANNELS_LATER = ("pty", "pts", "port", "xterm", "tty", "file")
-
-
-def parse_channel(switch: str, val: str) -> tuple[int, int]:
-    """A console channel as UML writes it: fd:N or fd:IN,fd:OUT, or null (as in+out fds)."""
-    if val == "null":
-        return -1, -1
-    parts = val.split(",")
-    fds = []
-    for p in parts:
-        kind, _, arg = p.partition(":")
-        if kind == "fd" and arg.isdigit():
-            fds.append(int(arg))
-        elif kind == "null":
-            fds.append(-1)
-        elif kind in CHANNELS_LATER:
-            raise BootError(f"{switch}: the {kind} channel is not supported yet (use fd:N or null)")
-        else:
-            raise BootError(f"{switch}: unknown channel type {kind!r} (fd:N, null)")
-    if len(fds) == 1:
-        fds.append(fds[0])
-    if len(fds) != 2:
-        raise BootError(f"{switch}: expected CHANNEL or IN,OUT")
-    return fds[0], fds[1]
+def parse_channel(switch: str, val: str) -> str:
+    """A console/serial channel as UML writes it (fd:N, fd:IN,fd:OUT, null, pty, port:N,
+    xterm): checked now, opened when the machine boots. Returns the spec."""
+    from usermode.host.channels import ChannelError, check_spec
+    try:
+        check_spec(val)
+    except ChannelError as e:
+        raise BootError(f"{switch}: {e}") from None
+    return val
 
 
 def boot_main(argv: list[str]) -> int:
@@ -57,7 +49,11 @@ def boot_main(argv: list[str]) -> int:
     rootfstype = "hostfs"
     rootflags = None
     console: tuple[int, int] = (0, 1)
+    con0: str | None = None
+    lines: dict[tuple[str, int], str] = {}
+    line_defaults: dict[str, str] = {}
     hostfs = None
+    mc: dict[str, str] = {}          # umid=, uml_dir=, mconsole=notify: (Machine fields)
     for a in argv:
         if a in ("--help", "-h"):
             print(HELP, end="")
@@ -89,10 +85,28 @@ def boot_main(argv: list[str]) -> int:
         elif key in ("con", "con0", "ssl", "ssl0") or key[:3] in ("con", "ssl") and key[3:].isdigit():
             chan = parse_channel(a, val)
             if key == "con0":
-                console = chan
+                from usermode.host.channels import fd_pair
+                pair = fd_pair(chan)
+                if pair is not None:
+                    console, con0 = pair, None
+                else:
+                    con0 = chan
+            elif key in ("con", "ssl"):
+                line_defaults[key] = chan
+            else:
+                n = int(key[3:])
+                if n >= 64:
+                    raise BootError(f"{a}: {key[:3]} lines are numbered 0-63")
+                lines[(key[:3], n)] = chan
         elif key == "hostfs":
             hostfs = val.split(",")[0]
-        elif key in ("umid", "uml_dir", "ubd0", "ubda", "eth0"):
+        elif key in ("umid", "uml_dir"):
+            mc[key] = val
+        elif key == "mconsole":
+            if not val.startswith("notify:") or len(val) == len("notify:"):
+                raise BootError(f"{a}: expected mconsole=notify:SOCKET")
+            mc["mconsole_notify"] = val[len("notify:"):]
+        elif key in ("ubd0", "ubda", "eth0"):
             pass
         else:
             env.append(a)
@@ -104,7 +118,8 @@ def boot_main(argv: list[str]) -> int:
         host_root = default_root()
     m = Machine(root=host_root, init=[init or "/sbin/init"] + args, env=env, mem=mem,
                 quiet=quiet, cmdline=" ".join(argv), stdin=console[0], stdout=console[1],
-                hostfs=hostfs)
+                con0=con0, lines=lines, line_defaults=line_defaults,
+                hostfs=hostfs, **mc)
     return m.run()
 
 

@@ -31,6 +31,8 @@ def cmd_run(argv: list[str]) -> int:
                     help="allow `mount -t hostfs` of directories below DIR")
     ap.add_argument("--verbose", "-v", action="store_true", help="print the kernel log")
     ap.add_argument("--strace", action="store_true", help="log every trapped syscall (stderr)")
+    ap.add_argument("--umid", default=None, help="mconsole name (UML_DIR/UMID/mconsole)")
+    ap.add_argument("--uml-dir", default=None, metavar="DIR", help="default ~/.uml")
     ap.add_argument("prog", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     prog = args.prog[1:] if args.prog[:1] == ["--"] else args.prog
@@ -44,7 +46,8 @@ def cmd_run(argv: list[str]) -> int:
         env = [x for x in env if not x.startswith(key)] + [e]
     m = Machine(root=args.root, init=prog, env=env, cwd=args.cwd, mem=args.mem,
                 quiet=not (args.verbose or args.strace), cmdline=" ".join(prog),
-                strace=args.strace, hostfs=args.hostfs)
+                strace=args.strace, hostfs=args.hostfs, umid=args.umid,
+                uml_dir=args.uml_dir)
     return m.run()
 
 

@@ -57,6 +57,13 @@ class Machine:
     strace: bool = False
     platform: str = "ptrace"      # the back-end that runs guest tasks (host/platform.py)
     hostfs: str | None = None     # UML's hostfs=DIR: guest `mount -t hostfs` confined to DIR
+    umid: str | None = None       # UML's umid=NAME (random when None): UML_DIR/NAME/mconsole
+    uml_dir: str | None = None    # UML's uml_dir=DIR (default ~/.uml)
+    mconsole_notify: str | None = None   # mconsole=notify:SOCKET
+    mconsole: bool = True         # serve mconsole on UML_DIR/UMID (False: no umid directory)
+    con0: str | None = None       # con0's channel when not fds (pty, port:N ...): see stdin
+    lines: dict = field(default_factory=dict)          # {("con"|"ssl", n): channel spec}
+    line_defaults: dict = field(default_factory=dict)  # {"con"|"ssl": spec}: con=, ssl=
 
     def _printk(self, msg: str) -> None:
         if self.log is not None:
@@ -84,6 +91,8 @@ class Machine:
             k = Kernel(printk=self._printk, platform=self.platform)
         except ValueError as e:
             raise BootError(str(e)) from None
+        if getattr(self, "_mc", None) is not None:
+            self._mc.attach(k)
         k.mem_bytes = mem
         k.strace = self.strace
         k.ncpus = self.ncpus
@@ -103,12 +112,13 @@ class Machine:
             vfs.register_fstype("hostfs", hostfs_factory(None))
         k.printk(f"VFS: Mounted root (hostfs filesystem) readwrite on {self.root}.")
         self._mount_standard(vfs, k)
-        console = Console(k, self.stdin, self.stdout)
+        console, lines = self._consoles(k)
         k.console = console
+        k.lines = lines
         vfs.register_chrdev(5, 1, console.open, "console")
         vfs.register_chrdev(5, 0, self._dev_tty, "tty")
         vfs.register_chrdev(4, 0, console.open, "tty0")
-        vfs.register_chrdev(4, 1, console.open, "tty1")
+        lines.register(vfs)
         pty.register(vfs, k)
         files = FdTable()
         con = console.open(None, O_RDWR | O_NOCTTY)
@@ -131,6 +141,37 @@ class Machine:
         k.printk(f"Run {self.init[0]} as init process")
         k.start_init(plan, files, fs, creds)
         return k
+
+    def _consoles(self, k):
+        """con0 (fds, or the channel of con0=) and the other consoles and serial lines."""
+        from usermode.drivers.console import Console, Lines
+        from usermode.host.channels import ChannelError, make
+        opened = []
+        try:
+            if self.con0 is not None:
+                chan = make(self.con0, "usermode console 0")
+                opened.append(chan)
+                console = Console(k, channel=chan)
+                if chan.kind in ("pty", "xterm"):
+                    k.printk(f"Virtual console 0 assigned device {chan.description}")
+            else:
+                console = Console(k, self.stdin, self.stdout)
+            opened.append(console)
+            lines = Lines(k, self.lines, self.line_defaults)
+        except ChannelError as e:
+            for c in opened:
+                c.close()
+            raise BootError(str(e)) from None
+        self._open_lines = (console, lines)
+        return console, lines
+
+    def _close_lines(self) -> None:
+        console, lines = getattr(self, "_open_lines", (None, None))
+        self._open_lines = (None, None)
+        if lines is not None:
+            lines.close()
+        if console is not None:
+            console.close()
 
     @staticmethod
     def _dev_tty(t, flags: int):
@@ -160,16 +201,46 @@ class Machine:
             except Errno:
                 continue
 
+    def _open_mconsole(self):
+        """The umid directory and mconsole socket (host/mconsole_sock.py). An explicit
+        umid in use is a BootError; without one, a failure only costs the mconsole."""
+        if not self.mconsole:
+            return None
+        from usermode.host.mconsole_sock import MconsoleHost, UmidInUse
+        try:
+            return MconsoleHost(self.uml_dir, self.umid, self.mconsole_notify)
+        except UmidInUse as e:
+            if self.umid is not None or self.uml_dir is not None:
+                raise BootError(str(e)) from None
+            self._printk(f"mconsole: {e}")
+            return None
+
     def run(self) -> int:
+        """Boot and run (see _run_boots) with the umid directory and mconsole socket
+        made before the first boot and removed at shutdown."""
+        self._mc = self._open_mconsole()
+        try:
+            return self._run_boots()
+        finally:
+            if self._mc is not None:
+                self._mc.close()
+                self._mc = None
+
+    def _run_boots(self) -> int:
         """Boot, run until init exits or the guest halts; returns a shell-style status.
         A guest `reboot` boots the machine again, as UML does."""
         while True:
-            k = self.boot()
+            try:
+                k = self.boot()
+            except BaseException:
+                self._close_lines()
+                raise
             try:
                 status = k.run()
             finally:
                 k.shutdown()
                 k.console.restore()
+                self._close_lines()
             self.halt_reason = k.halt_reason
             if k.halt_reason != "reboot":
                 break

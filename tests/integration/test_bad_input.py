@@ -10,7 +10,7 @@ from tests.integration.console import USERMODE
 CASES = [
     (["rootflags=/nonexistent/dir"], "root directory"),
     (["con0=bogus:1"], "unknown channel type"),
-    (["con0=pty"], "not supported yet"),
+    (["con0=port:0"], "port channel needs a port number"),
     (["mem=12Q"], "mem=12Q"),
     (["mem=0"], "mem=0"),
     (["init=/does/not/exist"], "cannot run init /does/not/exist"),

@@ -10,9 +10,9 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from usermode.drivers.tty import Tty, TtyFile
+from usermode.drivers.tty import SIGWINCH, Tty, TtyFile
 from usermode.fs.file import O_NOCTTY, POLLHUP, POLLIN, POLLOUT, File
-from usermode.host import events
+from usermode.host import channels
 from usermode.kernel.errors import Block, Errno
 from usermode.kernel.wait import WaitQueue
 
@@ -22,53 +22,93 @@ if TYPE_CHECKING:
 
 
 class Console:
-    """One console line: host input fd, host output fd, the guest-side input queue."""
+    """One console line: a host channel (fds by default), the guest-side input queue, and
+    a Tty when the channel is terminal-like."""
 
-    def __init__(self, kernel: "Kernel", in_fd: int, out_fd: int) -> None:
+    def __init__(self, kernel: "Kernel", in_fd: int = -1, out_fd: int = -1,
+                 channel: "channels.Channel | None" = None, name: str = "console",
+                 path: str = "/dev/console") -> None:
         self.kernel = kernel
-        self.in_fd = in_fd
-        self.out_fd = out_fd
+        self.channel = channel if channel is not None else channels.FdChannel(in_fd, out_fd)
+        self.in_fd = getattr(self.channel, "in_fd", -1)
+        self.out_fd = getattr(self.channel, "out_fd", -1)
+        self.name = name
+        self.path = path
         self.input = bytearray()
-        self.eof = in_fd < 0
+        self.eof = self.channel.fileno() < 0 and not isinstance(self.channel,
+                                                                channels.PortChannel)
         self.waitq = WaitQueue()
-        self.is_tty = in_fd >= 0 and events.isatty(in_fd) and events.isatty(out_fd)
+        self.is_tty = self.channel.is_tty
         self.tty: Tty | None = None
-        self.saved_mode = None
         if self.is_tty:
-            self.tty = Tty("console", self.write, kernel)
-            self.tty.rows, self.tty.cols = events.terminal_size(out_fd)
-            self.saved_mode = events.set_raw(in_fd)
-        self.polled = False          # input can't be waited on (a regular file): read on demand
-        if in_fd >= 0:
-            try:
-                kernel.loop.add_reader(in_fd, self._readable)
-            except OSError:
-                self.polled = True
+            self.tty = Tty(name, self.write, kernel)
+            self.tty.rows, self.tty.cols = self.channel.winsize()
+        self.channel.on_resize = self._resize
+        self.channel.start(kernel.loop, self._input, self._hangup, self._connect)
 
-    def _readable(self, fd: int) -> None:
-        data = events.read_fd(fd)
-        if not data:
-            self.eof = True
-            self.kernel.loop.remove_reader(fd)
-            if self.tty is not None:
-                self.tty.hangup()
+    @property
+    def polled(self) -> bool:
+        return self.channel.polled     # input can't be waited on (a regular file)
+
+    def _input(self, data: bytes) -> None:
         if self.tty is not None:
             self.tty.receive(data)
             return
         self.input += data
         self.waitq.notify()
 
+    def _hangup(self) -> None:
+        """The host side went away (end of input, telnet client gone)."""
+        self.eof = True
+        tty = self.tty
+        if tty is None:
+            self.waitq.notify()
+            return
+        tty.hangup()
+        if isinstance(self.channel, channels.PortChannel):
+            # the session loses its terminal, as on a modem hangup; the line waits for
+            # the next connection
+            procs = getattr(self.kernel, "procs", None) or {}
+            for proc in procs.values():
+                if getattr(proc, "ctty", None) is tty:
+                    proc.ctty = None
+            tty.session = None
+            tty.pgrp = 0
+        tty.waitq.notify()
+
+    def _connect(self) -> None:
+        """A new client on a port line: the line is up again."""
+        self.eof = False
+        if self.tty is not None:
+            self.tty.hung_up = False
+            self.tty.line.clear()
+            self.tty.ready.clear()
+            self.tty.eof_pending = 0
+            self.tty.rows, self.tty.cols = self.channel.winsize()
+
+    def _resize(self, rows: int, cols: int) -> None:
+        tty = self.tty
+        if tty is not None and (rows, cols) != (tty.rows, tty.cols):
+            tty.rows, tty.cols = rows, cols
+            if tty.pgrp:
+                self.kernel.signal_pgrp(tty.pgrp, SIGWINCH)
+
     def fill(self) -> None:
         if self.polled and not self.input and not self.eof:
-            data = events.read_fd(self.in_fd)
+            data = self.channel.read()
             if data:
                 self.input += data
             else:
                 self.eof = True
 
     def open(self, t, flags: int) -> File:
+        if self.tty is not None and self.tty.hung_up and isinstance(
+                self.channel, channels.PortChannel):
+            # a hangup ends the files open at the time; a new open (init respawning the
+            # getty) waits for the next client on a fresh line
+            self._connect()
         if self.tty is not None:
-            f = TtyFile(self.tty, flags, "/dev/console")
+            f = TtyFile(self.tty, flags, self.path)
             if t is not None and hasattr(t, "process") and not flags & O_NOCTTY:
                 f.attach_ctty(t)
             return f
@@ -76,15 +116,91 @@ class Console:
 
     def restore(self) -> None:
         """Give the host terminal back as we found it."""
-        if self.saved_mode is not None:
-            events.restore_mode(self.in_fd, self.saved_mode)
-            self.saved_mode = None
+        self.channel.restore()
+
+    def close(self) -> None:
+        self.channel.restore()
+        if not isinstance(self.channel, channels.FdChannel):
+            self.channel.close()
+        else:
+            self.channel._stop_reading()
 
     def write(self, data: bytes) -> int:
-        if self.out_fd < 0:
-            return len(data)
-        events.write_fd(self.out_fd, data)
-        return len(data)
+        return self.channel.write(data)
+
+
+LINE_KINDS = {"con": ("Virtual console", "tty", 0), "ssl": ("Serial line", "ttyS", 64)}
+NR_CONSOLES = 64          # tty0 (the current console) .. tty63, as in Linux/UML
+NR_SERIALS = 64
+
+
+class Lines:
+    """Consoles con1..con63 (/dev/ttyN, 4:N) and serial lines ssl0.. (/dev/ttySN, 4:64+N).
+
+    Lines configured by number (con1=pty) get their channel at boot, so a bad one fails
+    the boot; lines that only have the default (con=CHANNEL, ssl=CHANNEL) get theirs on
+    first open, as UML's do. Lines with no channel at all answer ENODEV.
+    """
+
+    def __init__(self, kernel: "Kernel", specs: dict[tuple[str, int], str],
+                 defaults: dict[str, str]) -> None:
+        self.kernel = kernel
+        self.specs = dict(specs)
+        self.defaults = dict(defaults)
+        self.lines: dict[tuple[str, int], Console] = {}
+        for key in sorted(self.specs):
+            self.activate(key)
+
+    def spec(self, key: tuple[str, int]) -> str | None:
+        spec = self.specs.get(key)
+        if spec is None:
+            spec = self.defaults.get(key[0])
+        if spec is None or spec in ("none", ""):
+            return None
+        return spec
+
+    def activate(self, key: tuple[str, int]) -> Console | None:
+        line = self.lines.get(key)
+        if line is not None:
+            return line
+        spec = self.spec(key)
+        if spec is None:
+            return None
+        kind, n = key
+        label, dev, _ = LINE_KINDS[kind]
+        chan = channels.make(spec, f"usermode {label.lower()} {n}")
+        line = Console(self.kernel, channel=chan, name=f"{dev}{n}", path=f"/dev/{dev}{n}")
+        self.lines[key] = line
+        if chan.kind in ("pty", "xterm"):
+            self.kernel.printk(f"{label} {n} assigned device {chan.description}")
+        elif chan.kind == "port":
+            self.kernel.printk(f"{label} {n} waiting for a telnet connection on "
+                               f"127.0.0.1:{chan.port}")
+        return line
+
+    def opener(self, kind: str, n: int):
+        def open_line(t, flags: int) -> File:
+            try:
+                line = self.activate((kind, n))
+            except channels.ChannelError as e:
+                self.kernel.printk(f"{LINE_KINDS[kind][0]} {n}: {e}")
+                raise Errno(errno.EIO) from None
+            if line is None:
+                raise Errno(errno.ENODEV)
+            return line.open(t, flags)
+        return open_line
+
+    def register(self, vfs) -> None:
+        for n in range(1, NR_CONSOLES):
+            vfs.register_chrdev(4, n, self.opener("con", n), f"tty{n}", 0o620)
+        nserial = max([4] + [n + 1 for k, n in self.specs if k == "ssl"])
+        for n in range(min(nserial, NR_SERIALS)):
+            vfs.register_chrdev(4, 64 + n, self.opener("ssl", n), f"ttyS{n}", 0o660)
+
+    def close(self) -> None:
+        for line in self.lines.values():
+            line.close()
+        self.lines.clear()
 
 
 class ConsoleFile(File):
@@ -92,10 +208,10 @@ class ConsoleFile(File):
         super().__init__(flags)
         self.console = console
         self.waitq = console.waitq
-        self.path = "/dev/console"
+        self.path = console.path
 
     def name(self) -> bytes:
-        return b"/dev/console"
+        return self.path.encode()
 
     def read(self, t: "Task", n: int) -> bytes:
         c = self.console

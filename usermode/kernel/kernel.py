@@ -452,14 +452,17 @@ class Kernel:
                 return
             self.job_stop(proc, sig)
             return
-        if self.is_ignored(proc, sig) and not self.is_blocked(thread or proc.threads[0], sig):
-            return                     # blocked signals are never ignored (signalfd, sigwait)
         targets = [thread] if thread is not None else proc.alive_threads()
         if not targets:
             return
-        tgt = targets[0]
-        self.platform.kill(tgt.host_tid if thread is not None else proc.threads[0].host_tid, sig,
-                     thread is not None)
+        # Always raise it on the host, even when ignored by default: the host knows the real
+        # mask and disposition (a thread in sigtimedwait has the signal unblocked while it
+        # waits, so reading /proc here could not tell), and discards it if it is ignored.
+        self.platform.kill(targets[0].host_tid if thread is not None else proc.threads[0].host_tid,
+                           sig, thread is not None)
+        proc.signal_wait.notify()
+        if self.is_ignored(proc, sig):
+            return
         # a thread parked in our kernel that does not block sig is interrupted
         for t in targets:
             if t.state == ts.PARKED:
@@ -467,7 +470,6 @@ class Kernel:
                 if not blocked & (1 << (sig - 1)):
                     self.interrupt_parked(t, sig)
                     break
-        proc.signal_wait.notify()
 
     def signal_pgrp(self, pgid: int, sig: int) -> None:
         for p in list(self.procs.values()):
