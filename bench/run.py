@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pty
+import re
 import select
 import shutil
 import statistics
@@ -65,6 +67,7 @@ def run_uml(root: str, scale: int) -> dict[str, float]:
     return parse(p.stdout)
 
 
+PROMPT = re.compile(rb"usermode:/[#$] ")
 BOOT_SCRIPT = "#!/bin/sh\necho USERMODE-BOOTED\n/bin/poweroff -f\n"
 
 
@@ -136,6 +139,50 @@ def idle_rss(root: str) -> dict[str, float]:
     return out
 
 
+def time_to_prompt(cmd: list[str], timeout: float = 120.0) -> float | None:
+    """Seconds from start until a busybox shell prompt appears on a pty console."""
+    master, slave = pty.openpty()
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    buf = b""
+    try:
+        while not PROMPT.search(buf):
+            r, _, _ = select.select([master], [], [], max(0.0, t0 + timeout - time.monotonic()))
+            if not r:
+                return None
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return None
+            if not data:
+                return None
+            buf += data
+        return time.monotonic() - t0
+    finally:
+        os.killpg(p.pid, 9)
+        p.wait()
+        os.close(master)
+
+
+def prompt_times(root: str) -> dict[str, float]:
+    """Boot to a shell prompt: the default busybox init and inittab of the same tree."""
+    out: dict[str, float] = {}
+    um = time_to_prompt([os.path.join(ROOT, ".venv/bin/usermode"), f"rootflags={root}",
+                         "mem=64M", "quiet"])
+    if um is not None:
+        out["usermode"] = um * 1e6
+    linux = shutil.which("linux")
+    if linux:
+        with tempfile.TemporaryDirectory() as umldir:
+            uml = time_to_prompt([linux, "mem=64M", "root=/dev/root", "rootfstype=hostfs",
+                                  f"rootflags={root}", "rw", "con0=fd:0,fd:1", "con=null",
+                                  f"uml_dir={umldir}", "quiet"])
+        if uml is not None:
+            out["uml"] = uml * 1e6
+    return out
+
+
 def boot_times(root: str) -> dict[str, float]:
     """Boot to init: time until init's first output, for UML and usermode, same tree."""
     with open(os.path.join(root, "boot.sh"), "w") as f:
@@ -174,13 +221,16 @@ def main() -> int:
         runs["uml"].append(run_uml(root, args.scale))
         runs["usermode"].append(run_usermode(root, args.scale))
         boot = boot_times(root)
+        prompt = prompt_times(root)
         rss = idle_rss(root)
         for who in ("uml", "usermode"):
             if who in boot:
                 runs[who][-1]["boot_to_init"] = boot[who]
+            if who in prompt:
+                runs[who][-1]["boot_to_prompt"] = prompt[who]
             if who in rss:
                 runs[who][-1]["idle_rss_kib"] = rss[who]
-    names = list(runs["native"][0]) + ["boot_to_init", "idle_rss_kib"]
+    names = list(runs["native"][0]) + ["boot_to_init", "boot_to_prompt", "idle_rss_kib"]
     med = {k: {n: statistics.median(r[n] for r in v if n in r) for n in names
                if any(n in r for r in v)} for k, v in runs.items()}
     print(f"{args.reps} interleaved rounds; medians in microseconds per operation "
