@@ -206,9 +206,6 @@ def test_busybox_init_gettys_share_one_port(root: str) -> None:
         restore()
 
 
-@pytest.mark.xfail(reason="after a port client hangs up, the next client gets the telnet "
-                          "greeting but not the respawned shell's line (known gap)",
-                   strict=False)
 def test_busybox_init_respawns_after_hangup(root: str) -> None:
     restore = _with_inittab(root)
     port = free_port()

@@ -80,10 +80,7 @@ class Console:
         """A new client on a port line: the line is up again."""
         self.eof = False
         if self.tty is not None:
-            self.tty.hung_up = False
-            self.tty.line.clear()
-            self.tty.ready.clear()
-            self.tty.eof_pending = 0
+            self.tty.reopen()
             self.tty.rows, self.tty.cols = self.channel.winsize()
 
     def _resize(self, rows: int, cols: int) -> None:

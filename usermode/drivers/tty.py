@@ -10,7 +10,7 @@ import errno
 import struct
 from typing import TYPE_CHECKING, Callable
 
-from usermode.fs.file import POLLIN, POLLOUT, File
+from usermode.fs.file import POLLHUP, POLLIN, POLLOUT, File
 from usermode.kernel.errors import Block, Errno
 from usermode.kernel.wait import WaitQueue
 
@@ -56,6 +56,7 @@ class Tty:
         self.pgrp = 0                    # foreground process group
         self.session = None              # the session (sid) this is the controlling tty of
         self.hung_up = False
+        self.generation = 0              # bumped when a hung-up line is reopened
         self.lnext = False
 
     # -- termios accessors
@@ -184,6 +185,18 @@ class Tty:
         self.waitq.notify()
         if self.pgrp:
             self.kernel.signal_pgrp(self.pgrp, SIGHUP)
+
+    def reopen(self) -> None:
+        """The line comes back after a hangup (a port line's next open or client): new
+        opens get a fresh line, while files open at the hangup stay hung up, as after
+        Linux's tty_hangup."""
+        if self.hung_up:
+            self.generation += 1
+            self.hung_up = False
+        self.line.clear()
+        self.ready.clear()
+        self.eof_pending = 0
+        self.lnext = False
 
     # -- guest side
     def readable(self) -> bool:
@@ -331,20 +344,34 @@ class TtyFile(File):
         self.tty = tty
         self.waitq = tty.waitq
         self.path = path
+        self.generation = tty.generation
+
+    @property
+    def stale(self) -> bool:
+        """Open since before the line was hung up and reopened: hung up for good."""
+        return self.generation != self.tty.generation
 
     def name(self) -> bytes:
         return self.path.encode()
 
     def read(self, t: "Task", n: int) -> bytes:
+        if self.stale:
+            return b""
         return self.tty.read(t, n, self.nonblocking)
 
     def write(self, t: "Task", data: bytes) -> int:
+        if self.stale:
+            raise Errno(errno.EIO)
         return self.tty.write(t, data)
 
     def poll(self) -> int:
+        if self.stale:
+            return POLLIN | POLLOUT | POLLHUP
         return (POLLIN if self.tty.readable() else 0) | POLLOUT
 
     def ioctl(self, t: "Task", cmd: int, arg: int) -> int:
+        if self.stale:
+            raise Errno(errno.ENOTTY if cmd == TIOCSPGRP else errno.EIO)
         return self.tty.ioctl(t, cmd, arg)
 
     def attach_ctty(self, t: "Task") -> None:
