@@ -251,23 +251,28 @@ def sys_recvmsg(t: Task, fd: int, msg: int, flags: int) -> int:
     return _recvmsg(t, _sock(t, fd), msg, s32(flags))
 
 
-def sys_sendmmsg(t: Task, fd: int, mmsg: int, vlen: int, flags: int) -> int:
-    """sendmmsg(2)"""
-    s = _sock(t, fd)
-    fl = s32(flags)
+def _each_mmsg(t: Task, s, mmsg: int, vlen: int, fl: int, op, waitforone: bool = False) -> int:
+    """sendmmsg/recvmmsg: op(t, s, msghdr, flags) per entry, its count stored in msg_len.
+    Only the first message may block: a re-run after a wake would repeat the others."""
     done = 0
     for i in range(min(vlen & 0xFFFFFFFF, UIO_MAXIOV)):
         entry = mmsg + MMSGHDR_SIZE * i
         try:
-            # only the first message may block: a re-run would send the others twice
-            n = _sendmsg(t, s, entry, fl | (MSG_DONTWAIT if i else 0))
+            n = op(t, s, entry, fl | (MSG_DONTWAIT if i else 0))
             t.mm.write_u32(entry + 56, n)
         except Errno:
             if done == 0:
                 raise
             break
         done += 1
+        if waitforone:
+            fl |= MSG_DONTWAIT
     return done
+
+
+def sys_sendmmsg(t: Task, fd: int, mmsg: int, vlen: int, flags: int) -> int:
+    """sendmmsg(2)"""
+    return _each_mmsg(t, _sock(t, fd), mmsg, vlen, s32(flags), _sendmsg)
 
 
 def sys_recvmmsg(t: Task, fd: int, mmsg: int, vlen: int, flags: int, timeout: int) -> int:
@@ -278,20 +283,7 @@ def sys_recvmmsg(t: Task, fd: int, mmsg: int, vlen: int, flags: int, timeout: in
         sec, nsec = read_timespec(t, timeout)
         if sec < 0 or not 0 <= nsec < 10**9:
             raise Errno(errno.EINVAL)
-    done = 0
-    for i in range(min(vlen & 0xFFFFFFFF, UIO_MAXIOV)):
-        entry = mmsg + MMSGHDR_SIZE * i
-        try:
-            n = _recvmsg(t, s, entry, fl | (MSG_DONTWAIT if i else 0))
-            t.mm.write_u32(entry + 56, n)
-        except Errno:
-            if done == 0:
-                raise
-            break
-        done += 1
-        if fl & MSG_WAITFORONE:
-            fl |= MSG_DONTWAIT
-    return done
+    return _each_mmsg(t, s, mmsg, vlen, fl, _recvmsg, bool(fl & MSG_WAITFORONE))
 
 
 # -- options
