@@ -19,6 +19,9 @@ Switches (as in User-Mode Linux):
   umid=NAME        management name: UML_DIR/NAME/{pid,mconsole} (random if not given)
   uml_dir=DIR      where umid directories live (default ~/.uml)
   mconsole=notify:SOCKET   send the mconsole socket's path to SOCKET at boot
+  ubd<N><FLAGS>=FILE[,BACKING]   block device /dev/ubdN (N a-z or 0-15) on host image
+                   FILE, a COW file over BACKING if given; flags r read-only,
+                   s synchronous, d data only (no COW), c shared (no lock)
   hostfs=DIR       let the guest `mount -t hostfs none /mnt -o SUBDIR` below DIR
   quiet            do not print the kernel log
   --help, --version, --showconfig, --syscalls
@@ -54,6 +57,7 @@ def boot_main(argv: list[str]) -> int:
     line_defaults: dict[str, str] = {}
     hostfs = None
     mc: dict[str, str] = {}          # umid=, uml_dir=, mconsole=notify: (Machine fields)
+    ubd: list[str] = []              # ubd<n><flags>=FILE[,BACKING] switches, as given
     for a in argv:
         if a in ("--help", "-h"):
             print(HELP, end="")
@@ -106,7 +110,14 @@ def boot_main(argv: list[str]) -> int:
             if not val.startswith("notify:") or len(val) == len("notify:"):
                 raise BootError(f"{a}: expected mconsole=notify:SOCKET")
             mc["mconsole_notify"] = val[len("notify:"):]
-        elif key in ("ubd0", "ubda", "eth0"):
+        elif key.startswith("ubd"):
+            from usermode.drivers.ubd import UbdError, parse
+            try:
+                parse(a)
+            except UbdError as e:
+                raise BootError(str(e)) from None
+            ubd.append(a)
+        elif key == "eth0":
             pass
         else:
             env.append(a)
@@ -119,7 +130,7 @@ def boot_main(argv: list[str]) -> int:
     m = Machine(root=host_root, init=[init or "/sbin/init"] + args, env=env, mem=mem,
                 quiet=quiet, cmdline=" ".join(argv), stdin=console[0], stdout=console[1],
                 con0=con0, lines=lines, line_defaults=line_defaults,
-                hostfs=hostfs, **mc)
+                hostfs=hostfs, ubd=ubd, **mc)
     return m.run()
 
 

@@ -33,11 +33,20 @@ def cmd_run(argv: list[str]) -> int:
     ap.add_argument("--strace", action="store_true", help="log every trapped syscall (stderr)")
     ap.add_argument("--umid", default=None, help="mconsole name (UML_DIR/UMID/mconsole)")
     ap.add_argument("--uml-dir", default=None, metavar="DIR", help="default ~/.uml")
+    ap.add_argument("--ubd", action="append", default=[], metavar="SPEC",
+                    help="a ubd block device, e.g. ubdb=disk.img or ubdb=disk.cow,base.img "
+                    "(repeatable)")
     ap.add_argument("prog", nargs=argparse.REMAINDER)
     args = ap.parse_args(argv)
     prog = args.prog[1:] if args.prog[:1] == ["--"] else args.prog
     if not prog:
         return fail("run: no program given")
+    from usermode.drivers.ubd import UbdError, parse as parse_ubd
+    for spec in args.ubd:
+        try:
+            parse_ubd(spec)
+        except UbdError as e:
+            return fail(str(e))
     env = list(DEFAULT_ENV)
     for e in args.env:
         if "=" not in e:
@@ -47,7 +56,7 @@ def cmd_run(argv: list[str]) -> int:
     m = Machine(root=args.root, init=prog, env=env, cwd=args.cwd, mem=args.mem,
                 quiet=not (args.verbose or args.strace), cmdline=" ".join(prog),
                 strace=args.strace, hostfs=args.hostfs, umid=args.umid,
-                uml_dir=args.uml_dir)
+                uml_dir=args.uml_dir, ubd=args.ubd)
     return m.run()
 
 

@@ -64,6 +64,7 @@ class Machine:
     con0: str | None = None       # con0's channel when not fds (pty, port:N ...): see stdin
     lines: dict = field(default_factory=dict)          # {("con"|"ssl", n): channel spec}
     line_defaults: dict = field(default_factory=dict)  # {"con"|"ssl": spec}: con=, ssl=
+    ubd: list = field(default_factory=list)  # raw ubd switches ("ubdb=IMG[,BACKING]"): drivers/ubd.py
 
     def _printk(self, msg: str) -> None:
         if self.log is not None:
@@ -104,6 +105,7 @@ class Machine:
         k.cmdline = self.cmdline
         procfs.register(vfs, k)
         sysfs.register(vfs, k)
+        self._attach_ubd(k, vfs)
         if self.hostfs is not None:
             if not os.path.isdir(self.hostfs):
                 raise BootError(f"hostfs={self.hostfs}: no such directory")
@@ -164,6 +166,19 @@ class Machine:
             raise BootError(str(e)) from None
         self._open_lines = (console, lines)
         return console, lines
+
+    def _attach_ubd(self, k, vfs) -> None:
+        """Open and register the ubd devices (closed again by _close_ubd)."""
+        self._close_ubd()
+        if self.ubd:
+            from usermode.drivers import ubd
+            self._ubd_disks = ubd.attach(k, vfs, list(self.ubd))
+
+    def _close_ubd(self) -> None:
+        disks = getattr(self, "_ubd_disks", None) or []
+        self._ubd_disks = []
+        for d in disks:
+            d.close()
 
     def _close_lines(self) -> None:
         console, lines = getattr(self, "_open_lines", (None, None))
@@ -234,6 +249,7 @@ class Machine:
                 k = self.boot()
             except BaseException:
                 self._close_lines()
+                self._close_ubd()
                 raise
             try:
                 status = k.run()
@@ -241,6 +257,7 @@ class Machine:
                 k.shutdown()
                 k.console.restore()
                 self._close_lines()
+                self._close_ubd()
             self.halt_reason = k.halt_reason
             if k.halt_reason != "reboot":
                 break
