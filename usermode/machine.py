@@ -75,7 +75,6 @@ class Machine:
     def boot(self):
         """Build the kernel and start init; returns the kernel (call .run() on it)."""
         from usermode.drivers import pty
-        from usermode.drivers.console import Console
         from usermode.fs import procfs, sysfs
         from usermode.fs.fdtable import FdTable
         from usermode.fs.file import O_NOCTTY, O_RDWR

@@ -10,7 +10,6 @@ import errno
 import heapq
 import signal
 import struct
-import sys
 import traceback
 from collections import deque
 from typing import Callable

@@ -5,7 +5,6 @@ task_clone.go / task_exec.go / task_exit.go.
 """
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import struct

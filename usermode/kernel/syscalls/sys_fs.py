@@ -10,7 +10,7 @@ from usermode.fs.file import (O_CLOEXEC, O_CREAT, O_EXCL, O_LARGEFILE, O_NOCTTY,
 from usermode.fs.inode import MNT_DETACH, MNT_EXPIRE, MNT_FORCE, UMOUNT_NOFOLLOW, Path, now_ns
 from usermode.fs.namei import RESOLVE_BENEATH, RESOLVE_CACHED, RESOLVE_IN_ROOT
 from usermode.fs.perm import MAY_WRITE, check, is_privileged
-from usermode.fs.stat import STAT_SIZE, Stat, decode_user_dev
+from usermode.fs.stat import Stat, decode_user_dev
 from usermode.fs.vfs import (AT_EACCESS, AT_EMPTY_PATH, AT_FDCWD, AT_NO_AUTOMOUNT,
                              AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_SYMLINK_NOFOLLOW, VFS)
 from usermode.kernel.errors import Errno, s32, s64

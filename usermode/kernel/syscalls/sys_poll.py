@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import struct
 
-from usermode.fs.epoll import (EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLL_CTL_MOD, EPOLLEXCLUSIVE,
+from usermode.fs.epoll import (EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLLEXCLUSIVE,
                                EpollFile)
 from usermode.fs.eventfd import EFD_SEMAPHORE, EventFd
 from usermode.fs.file import (O_CLOEXEC, O_NONBLOCK, POLLERR, POLLHUP, POLLIN, POLLNVAL,

@@ -5,10 +5,9 @@ import errno
 import struct
 
 from usermode.host import ptrace as pt
-from usermode.kernel import task as ts
 from usermode.kernel.errors import Block, Errno, s32
 from usermode.kernel.lifecycle import (
-    CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_FILES, CLONE_FS,
+    CLONE_CHILD_SETTID, CLONE_DETACHED, CLONE_FS,
     CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
     CLONE_NEWUTS, CLONE_PARENT, CLONE_PARENT_SETTID, CLONE_PIDFD, CLONE_PTRACE, CLONE_SIGHAND,
     CLONE_THREAD, CLONE_UNTRACED, CLONE_VFORK, CLONE_VM, CloneRequest, reap)
