@@ -88,6 +88,8 @@ class VFS(OpenMixin, OpsMixin):
 
         self.register_fstype("tmpfs", tmpfs)
         self.register_fstype("devtmpfs", devtmpfs)
+        from usermode.fs import ext2
+        ext2.register(self)
 
     def register_chrdev(self, major: int, minor: int, opener, name: str | None = None,
                         mode: int = 0o666) -> None:
