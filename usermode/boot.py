@@ -121,13 +121,18 @@ def boot_main(argv: list[str]) -> int:
             pass
         else:
             env.append(a)
-    if rootfstype != "hostfs":
-        raise BootError(f"rootfstype={rootfstype}: only hostfs roots are supported so far")
+    root_device = None
+    if root and root.startswith("/dev/ubd"):
+        root_device = root                      # ext2/3/4 on a ubd device, read-only for now
+        rootfstype = "ext4"
+    elif rootfstype != "hostfs":
+        raise BootError(f"rootfstype={rootfstype}: only hostfs and ubd roots are supported so far")
     host_root = rootflags or (root if root and not root.startswith("/dev/") else None)
-    if host_root is None:
+    if host_root is None and root_device is None:
         from usermode.tools.busybox_root import default_root
         host_root = default_root()
-    m = Machine(root=host_root, init=[init or "/sbin/init"] + args, env=env, mem=mem,
+    m = Machine(root=host_root or "/", root_device=root_device,
+                init=[init or "/sbin/init"] + args, env=env, mem=mem,
                 quiet=quiet, cmdline=" ".join(argv), stdin=console[0], stdout=console[1],
                 con0=con0, lines=lines, line_defaults=line_defaults,
                 hostfs=hostfs, ubd=ubd, **mc)

@@ -64,6 +64,7 @@ class Machine:
     con0: str | None = None       # con0's channel when not fds (pty, port:N ...): see stdin
     lines: dict = field(default_factory=dict)          # {("con"|"ssl", n): channel spec}
     line_defaults: dict = field(default_factory=dict)  # {"con"|"ssl": spec}: con=, ssl=
+    root_device: str | None = None   # root=/dev/ubdX: the root filesystem is on that device
     ubd: list = field(default_factory=list)  # raw ubd switches ("ubdb=IMG[,BACKING]"): drivers/ubd.py
 
     def _printk(self, msg: str) -> None:
@@ -85,7 +86,7 @@ class Machine:
         from usermode.kernel.syscalls.sys_exec import prepare
 
         mem = parse_mem(self.mem)
-        if not os.path.isdir(self.root):
+        if not self.root_device and not os.path.isdir(self.root):
             raise BootError(f"root directory {self.root!r} does not exist")
         try:
             k = Kernel(printk=self._printk, platform=self.platform)
@@ -99,7 +100,10 @@ class Machine:
         k.printk(f"Linux version 6.1.0-usermode (usermode {__version__}) #1")
         k.printk(f"Kernel command line: {self.cmdline}")
         k.printk(f"Memory: {mem >> 10}K available")
-        vfs = VFS(HostFS(os.path.realpath(self.root)), source="/dev/root")
+        if self.root_device:
+            vfs = self._ubd_root_vfs(k)
+        else:
+            vfs = VFS(HostFS(os.path.realpath(self.root)), source="/dev/root")
         k.vfs = vfs
         k.cmdline = self.cmdline
         procfs.register(vfs, k)
@@ -166,12 +170,35 @@ class Machine:
         self._open_lines = (console, lines)
         return console, lines
 
+    def _ubd_root_vfs(self, k):
+        """The root filesystem from a ubd device (ext2/3/4, read-only for now)."""
+        from usermode.drivers import ubd
+        from usermode.fs.ext2 import Ext2FormatError, Ext2FS
+        from usermode.fs.vfs import VFS
+        self._close_ubd()
+        disks = ubd.open_all(list(self.ubd))
+        self._ubd_opened = disks
+        name = self.root_device.rsplit("/", 1)[-1]
+        disk = next((d for d in disks if d.name == name), None)
+        if disk is None:
+            raise BootError(f"root={self.root_device}: no such ubd device (give {name}=IMAGE)")
+        try:
+            rootfs = Ext2FS(disk.read, disk.size, "ext4", disk.name, k.printk)
+        except Ext2FormatError as e:
+            raise BootError(f"root={self.root_device}: can't mount: {e}") from None
+        rootfs.dev = (ubd.UBD_MAJOR << 8) | disk.spec.minor
+        k.printk(f"VFS: Mounted root (ext4 filesystem) readonly on device 98:{disk.spec.minor}.")
+        return VFS(rootfs, flags=1, source=self.root_device)          # MS_RDONLY
+
     def _attach_ubd(self, k, vfs) -> None:
         """Open and register the ubd devices (closed again by _close_ubd)."""
-        self._close_ubd()
+        opened = getattr(self, "_ubd_opened", None)
+        self._ubd_opened = None
+        if opened is None:
+            self._close_ubd()
         if self.ubd:
             from usermode.drivers import ubd
-            self._ubd_disks = ubd.attach(k, vfs, list(self.ubd))
+            self._ubd_disks = ubd.attach(k, vfs, list(self.ubd), opened)
 
     def _close_ubd(self) -> None:
         disks = getattr(self, "_ubd_disks", None) or []

@@ -361,10 +361,17 @@ class UbdFile(File):
         return b"/dev/" + self.disk.name.encode()
 
 
-def attach(kernel, vfs, switches: list[str]) -> list[UbdDisk]:
+def attach(kernel, vfs, switches: list[str], disks: list[UbdDisk] | None = None) -> list[UbdDisk]:
     """Open every configured device and register it (/dev, /proc/partitions,
-    /proc/diskstats).  Any failure is a one-line BootError, with nothing left open."""
-    from usermode.fs import procfs
+    /proc/diskstats).  Any failure is a one-line BootError, with nothing left open.
+    `disks` already opened by open_all (for a root on ubd) are registered as they are."""
+    if disks is None:
+        disks = open_all(switches)
+    return register(kernel, vfs, disks)
+
+
+def open_all(switches: list[str]) -> list[UbdDisk]:
+    """Open the configured devices (before the VFS exists, when the root is one of them)."""
     try:
         specs = parse_all(switches)
     except UbdError as e:
@@ -381,6 +388,11 @@ def attach(kernel, vfs, switches: list[str]) -> list[UbdDisk]:
         for d in disks:
             d.close()
         raise
+    return disks
+
+
+def register(kernel, vfs, disks: list[UbdDisk]) -> list[UbdDisk]:
+    from usermode.fs import procfs
     for d in disks:
         for w in d.warnings:
             kernel.printk(f"{d.name}: {w}")
