@@ -1,10 +1,12 @@
-"""Side-by-side microbenchmarks: native, the real UML kernel, and usermode.
+"""Side-by-side microbenchmarks: native, the real UML kernel, gVisor (runsc, ptrace
+platform), PRoot and usermode.
 
     .venv/bin/python bench/run.py [--reps 3] [--scale 1] [--json out.json]
 
 Each round runs the static bench/micro.c natively, in Debian's user-mode-linux (booting a
-busybox hostfs root) and under usermode, interleaved so drift hits all alike; the table
-shows medians in microseconds per operation and the ratio usermode/UML.
+busybox hostfs root), in Debian's runsc and proot on the same tree, and under usermode,
+interleaved so drift hits all alike; the table shows medians in microseconds per
+operation and the ratio usermode/UML.
 """
 from __future__ import annotations
 
@@ -50,6 +52,25 @@ def run_usermode(root: str, scale: int) -> dict[str, float]:
            "/micro", str(scale), "/tmp"]
     return parse(subprocess.run(cmd, capture_output=True, text=True, timeout=1200,
                                 stdin=subprocess.DEVNULL).stdout)
+
+
+def run_proot(root: str, scale: int) -> dict[str, float]:
+    if shutil.which("proot") is None:
+        return {}
+    return parse(subprocess.run(["proot", "-w", "/", "-r", root, "/micro", str(scale), "/tmp"],
+                                capture_output=True, text=True, timeout=1200,
+                                stdin=subprocess.DEVNULL).stdout)
+
+
+def run_gvisor(root: str, scale: int) -> dict[str, float]:
+    """gVisor's runsc on its ptrace platform, the same tree as its root."""
+    if shutil.which("runsc") is None:
+        return {}
+    with tempfile.TemporaryDirectory() as state:
+        p = subprocess.run(["runsc", "--platform=ptrace", "--network=none", f"--root={state}",
+                            "do", f"--root={root}", "--", "/micro", str(scale), "/tmp"],
+                           capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL)
+    return parse(p.stdout)
 
 
 def run_uml(root: str, scale: int) -> dict[str, float]:
@@ -204,21 +225,40 @@ def boot_times(root: str) -> dict[str, float]:
     return out
 
 
+PEERS = {"linux": "user-mode-linux", "runsc": "runsc", "proot": "proot"}
+
+
+def ensure_peers() -> None:
+    """Install the peers we compare against (Debian packages) when they are missing."""
+    missing = [pkg for cmd, pkg in PEERS.items() if shutil.which(cmd) is None]
+    if missing and os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        if subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True).returncode:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
     args = ap.parse_args()
+    ensure_peers()
     work = tempfile.mkdtemp(prefix="usermode-bench-")
     root = build(os.path.join(work, "root"))
     binary = os.path.join(root, "micro")
     subprocess.run(["gcc", "-O2", "-static", "-o", binary, os.path.join(HERE, "micro.c")],
                    check=True)
-    runs: dict[str, list[dict[str, float]]] = {"native": [], "uml": [], "usermode": []}
+    runs: dict[str, list[dict[str, float]]] = {"native": [], "uml": [], "gvisor": [],
+                                                "proot": [], "usermode": []}
     for _ in range(args.reps):
         runs["native"].append(run_native(binary, args.scale, work))
         runs["uml"].append(run_uml(root, args.scale))
+        runs["gvisor"].append(run_gvisor(root, args.scale))
+        runs["proot"].append(run_proot(root, args.scale))
         runs["usermode"].append(run_usermode(root, args.scale))
         boot = boot_times(root)
         prompt = prompt_times(root)
@@ -236,12 +276,14 @@ def main() -> int:
     print(f"{args.reps} interleaved rounds; medians in microseconds per operation "
           "(boot_to_init: from process start to init's first output; idle_rss_kib: host RSS of an "
           "idle instance booted to a shell with mem=64M, in KiB)")
-    print(f"{'benchmark (us/op)':18s} {'native':>10s} {'UML':>10s} {'usermode':>10s} {'um/UML':>8s}")
+    cols = ("native", "uml", "gvisor", "proot", "usermode")
+    print(f"{'benchmark (us/op)':18s}" + "".join(f" {c:>10s}" for c in cols) + f" {'um/UML':>8s}")
+    fmt = lambda x: f"{x:10.2f}" if x is not None else f"{'-':>10s}"  # noqa: E731
     for n in names:
-        nat, uml, um = med["native"].get(n), med["uml"].get(n), med["usermode"].get(n)
+        vals = [med[c].get(n) for c in cols]
+        um, uml = med["usermode"].get(n), med["uml"].get(n)
         ratio = f"{um / uml:.2f}" if um and uml else "-"
-        fmt = lambda x: f"{x:10.2f}" if x is not None else f"{'-':>10s}"  # noqa: E731
-        print(f"{n:18s} {fmt(nat)} {fmt(uml)} {fmt(um)} {ratio:>8s}")
+        print(f"{n:18s}" + "".join(" " + fmt(v) for v in vals) + f" {ratio:>8s}")
     with open(args.json, "w") as f:
         json.dump({"medians": med, "reps": args.reps, "scale": args.scale}, f, indent=1)
     shutil.rmtree(work, ignore_errors=True)
