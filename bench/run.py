@@ -92,22 +92,30 @@ PROMPT = re.compile(rb"usermode:/[#$] ")
 BOOT_SCRIPT = "#!/bin/sh\necho USERMODE-BOOTED\n/bin/poweroff -f\n"
 
 
+def _seconds_until(fd: int, found, t0: float, timeout: float) -> float | None:
+    """Read fd until found(output) holds: seconds since t0, or None on EOF or timeout."""
+    buf = b""
+    while not found(buf):
+        r, _, _ = select.select([fd], [], [], max(0.0, t0 + timeout - time.monotonic()))
+        if not r:
+            return None
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            return None
+        if not data:
+            return None
+        buf += data
+    return time.monotonic() - t0
+
+
 def time_until(cmd: list[str], marker: bytes, timeout: float = 120.0) -> float | None:
     """Seconds from starting cmd until marker appears on its stdout (then it is killed)."""
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL)
-    buf = b""
     try:
-        while marker not in buf:
-            r, _, _ = select.select([p.stdout], [], [], max(0.0, t0 + timeout - time.monotonic()))
-            if not r:
-                return None
-            data = os.read(p.stdout.fileno(), 65536)
-            if not data:
-                return None
-            buf += data
-        return time.monotonic() - t0
+        return _seconds_until(p.stdout.fileno(), lambda b: marker in b, t0, timeout)
     finally:
         p.kill()
         p.wait()
@@ -166,20 +174,8 @@ def time_to_prompt(cmd: list[str], timeout: float = 120.0) -> float | None:
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
-    buf = b""
     try:
-        while not PROMPT.search(buf):
-            r, _, _ = select.select([master], [], [], max(0.0, t0 + timeout - time.monotonic()))
-            if not r:
-                return None
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return None
-            if not data:
-                return None
-            buf += data
-        return time.monotonic() - t0
+        return _seconds_until(master, lambda b: PROMPT.search(b) is not None, t0, timeout)
     finally:
         os.killpg(p.pid, 9)
         p.wait()

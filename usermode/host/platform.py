@@ -52,17 +52,6 @@ def decode(status: int) -> Stop:
     return Stop(SIGNAL, sig)
 
 
-def wait_any() -> tuple[int, int, object] | None:
-    """One pending stop of any tracee, without blocking: (tid, status, rusage)."""
-    try:
-        pid, status, ru = os.wait4(-1, os.WNOHANG | pt.WALL)
-    except ChildProcessError:
-        return None
-    if pid == 0:
-        return None
-    return pid, status, ru
-
-
 def cpu_times(tid: int) -> tuple[float, float]:
     """(user, system) seconds of a live host thread, from /proc/<tid>/stat."""
     try:
@@ -189,7 +178,6 @@ class Memory:
             self.fd = -1
 
 
-KERNEL_PID = os.getpid()
 _WNOHANG_WALL = os.WNOHANG | pt.WALL
 
 

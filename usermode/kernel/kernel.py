@@ -489,8 +489,7 @@ class Kernel:
         h, _ = t.pending or (None, ())
         t.pending = None
         name = self.table.name(t.in_syscall_nr)
-        _, flags, _, _ = self.sigaction_of(t.process, sig)
-        handler = self.sigaction_of(t.process, sig)[0]
+        handler, flags, _, _ = self.sigaction_of(t.process, sig)
         r = t.regs.r
         if handler > 1 and flags & 0x10000000 and name not in NO_RESTART:   # SA_RESTART
             r[pt.ORIG_RAX] = SKIP

@@ -89,7 +89,7 @@ class Task:
                  "creds", "mm", "pending", "timed_out", "wait_queues", "deadline",
                  "after_native", "clear_child_tid", "robust_list", "comm", "wake_fn",
                  "deferred_signals", "exec_pending", "started", "in_syscall_nr",
-                 "restart_block", "first_stop_seen", "interrupting", "held_signal", "clone_req",
+                 "interrupting", "held_signal", "clone_req",
                  "exec_reaped", "saved_args",
                  "__weakref__")
 
@@ -118,8 +118,6 @@ class Task:
         self.exec_pending: Any = None
         self.started = False
         self.in_syscall_nr = -1
-        self.restart_block = None
-        self.first_stop_seen = False
         self.interrupting = False
         self.held_signal = 0
         self.clone_req = None
