@@ -1,12 +1,18 @@
-"""Side-by-side microbenchmarks: native, the real UML kernel, gVisor (runsc, ptrace
-platform), PRoot and usermode.
+"""Side-by-side benchmarks: native, the real UML kernel, gVisor (runsc, ptrace platform),
+PRoot and usermode.
 
-    .venv/bin/python bench/run.py [--reps 3] [--scale 1] [--json out.json]
+    .venv/bin/python bench/run.py [--reps 3] [--scale 1] [--json out.json] [--png out.png]
+                                  [--debian DIR] [--only micro,macro,boot]
 
-Each round runs the static bench/micro.c natively, in Debian's user-mode-linux (booting a
-busybox hostfs root), in Debian's runsc and proot on the same tree, and under usermode,
-interleaved so drift hits all alike; the table shows medians in microseconds per
-operation and the ratio usermode/UML.
+Each round runs every benchmark on every system in turn, so that machine drift hits all
+alike; the table shows medians with the ratio usermode/UML, and a PNG plots every peer's
+figure relative to usermode's. Microbenchmarks are the static bench/micro.c (µs per
+operation). Macrobenchmarks are timed inside the guest by the static bench/timeit.c, so
+boot time is not counted: busybox tools over 2,000 files (bench/macro/tree2000.sh), and,
+on a Debian tree (--debian, or the one `usermode-debian-image` caches), python3 startup and
+gcc compile-and-run of bench/macro/hello.c. Boot to init, boot to a shell prompt and host
+memory (peak RSS of all the instance's host processes, idle and during tree2000) complete
+the set. Native runs are chroots of the same tree.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -29,8 +36,14 @@ sys.path.insert(0, ROOT)
 
 from usermode.tools.busybox_root import build  # noqa: E402
 
+USERMODE = os.path.join(ROOT, ".venv/bin/usermode")
+PEERS = ("native", "uml", "gvisor", "proot", "usermode")
+MEM = "256M"
+TREE_LINES = ("files", "grep", "lines", "sums", "tar", "listing")
+
 
 def parse(out: str) -> dict[str, float]:
+    """The "name number" lines a benchmark prints."""
     res = {}
     for line in out.splitlines():
         parts = line.split()
@@ -42,50 +55,78 @@ def parse(out: str) -> dict[str, float]:
     return res
 
 
-def run_native(binary: str, scale: int, tmp: str) -> dict[str, float]:
-    return parse(subprocess.run([binary, str(scale), tmp], capture_output=True, text=True,
-                                timeout=600).stdout)
+@dataclass
+class Run:
+    out: str
+    peak_rss_kib: float
 
 
-def run_usermode(root: str, scale: int) -> dict[str, float]:
-    cmd = [os.path.join(ROOT, ".venv/bin/usermode"), "run", "--root", root, "--",
-           "/micro", str(scale), "/tmp"]
-    return parse(subprocess.run(cmd, capture_output=True, text=True, timeout=1200,
-                                stdin=subprocess.DEVNULL).stdout)
+def run_sampled(cmd: list[str], sample: bool = False, timeout: float = 1200) -> Run:
+    """Run cmd in its own session, its stdout captured; with sample, track the peak RSS of
+    its whole process tree every 50 ms."""
+    with tempfile.TemporaryFile() as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL,
+                             stdin=subprocess.DEVNULL, start_new_session=True)
+        peak, deadline = 0, time.monotonic() + timeout
+        while True:
+            try:
+                p.wait(timeout=0.05 if sample else max(0.1, deadline - time.monotonic()))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    os.killpg(p.pid, 9)
+                    p.wait()
+                    break
+                if sample:
+                    peak = max(peak, tree_rss_kb(p.pid))
+        out.seek(0)
+        return Run(out.read().decode(errors="replace"), float(peak))
 
 
-def run_proot(root: str, scale: int) -> dict[str, float]:
-    if shutil.which("proot") is None:
-        return {}
-    return parse(subprocess.run(["proot", "-w", "/", "-r", root, "/micro", str(scale), "/tmp"],
-                                capture_output=True, text=True, timeout=1200,
-                                stdin=subprocess.DEVNULL).stdout)
+def guest_command(who: str, root: str, argv: list[str], umldir: str) -> list[str] | None:
+    """The host command line that runs argv inside system `who` on the tree root."""
+    if who == "native":
+        return ["chroot", root, *argv]
+    if who == "usermode":
+        return [USERMODE, "run", "--root", root, "--mem", MEM, "--", *argv]
+    if who == "proot":
+        return ["proot", "-w", "/", "-r", root, *argv] if shutil.which("proot") else None
+    if who == "gvisor":
+        if shutil.which("runsc") is None:
+            return None
+        return ["runsc", "--platform=ptrace", "--network=none", f"--root={umldir}/runsc",
+                "do", f"--root={root}", "--", *argv]
+    if who == "uml":
+        linux = shutil.which("linux")
+        if linux is None:
+            return None
+        script = os.path.join(root, "bench", "uml-init.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\n" + " ".join(f"'{a}'" for a in argv)
+                    + "\n/bin/poweroff -f 2>/dev/null || /sbin/poweroff -f\n")
+        os.chmod(script, 0o755)
+        return [linux, f"mem={MEM}", "root=/dev/root", "rootfstype=hostfs", f"rootflags={root}",
+                "rw", "init=/bench/uml-init.sh", "con0=fd:0,fd:1", "con=null",
+                f"uml_dir={umldir}", "quiet"]
+    raise ValueError(who)
 
 
-def run_gvisor(root: str, scale: int) -> dict[str, float]:
-    """gVisor's runsc on its ptrace platform, the same tree as its root."""
-    if shutil.which("runsc") is None:
-        return {}
-    with tempfile.TemporaryDirectory() as state:
-        p = subprocess.run(["runsc", "--platform=ptrace", "--network=none", f"--root={state}",
-                            "do", f"--root={root}", "--", "/micro", str(scale), "/tmp"],
-                           capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL)
-    return parse(p.stdout)
-
-
-def run_uml(root: str, scale: int) -> dict[str, float]:
-    linux = shutil.which("linux")
-    if linux is None:
-        return {}
-    with open(os.path.join(root, "bench.sh"), "w") as f:
-        f.write(f"#!/bin/sh\n/micro {scale} /tmp\n/bin/poweroff -f\n")
-    os.chmod(os.path.join(root, "bench.sh"), 0o755)
+def in_guest(who: str, root: str, argv: list[str], sample: bool = False) -> Run | None:
     with tempfile.TemporaryDirectory() as umldir:
-        p = subprocess.run([linux, "mem=64M", "root=/dev/root", "rootfstype=hostfs",
-                            f"rootflags={root}", "rw", "init=/bench.sh", "con0=fd:0,fd:1",
-                            "con=null", f"uml_dir={umldir}"], capture_output=True, text=True,
-                           timeout=1200, stdin=subprocess.DEVNULL)
-    return parse(p.stdout)
+        cmd = guest_command(who, root, argv, umldir)
+        return None if cmd is None else run_sampled(cmd, sample)
+
+
+def install_bench_programs(root: str) -> None:
+    """Static micro and timeit, and the macro scripts, into root/bench."""
+    dest = os.path.join(root, "bench")
+    os.makedirs(dest, exist_ok=True)
+    os.makedirs(os.path.join(root, "tmp"), exist_ok=True)
+    for prog in ("micro", "timeit"):
+        subprocess.run(["gcc", "-O2", "-static", "-o", os.path.join(dest, prog),
+                        os.path.join(HERE, prog + ".c")], check=True)
+    for name in os.listdir(os.path.join(HERE, "macro")):
+        shutil.copy2(os.path.join(HERE, "macro", name), dest)
 
 
 PROMPT = re.compile(rb"usermode:/[#$] ")
@@ -221,12 +262,13 @@ def boot_times(root: str) -> dict[str, float]:
     return out
 
 
-PEERS = {"linux": "user-mode-linux", "runsc": "runsc", "proot": "proot"}
+
+PACKAGES = {"linux": "user-mode-linux", "runsc": "runsc", "proot": "proot"}
 
 
 def ensure_peers() -> None:
     """Install the peers we compare against (Debian packages) when they are missing."""
-    missing = [pkg for cmd, pkg in PEERS.items() if shutil.which(cmd) is None]
+    missing = [pkg for cmd, pkg in PACKAGES.items() if shutil.which(cmd) is None]
     if missing and os.geteuid() == 0:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         if subprocess.run(["apt-get", "install", "-y", "-qq", *missing], env=env,
@@ -236,52 +278,184 @@ def ensure_peers() -> None:
                            stdin=subprocess.DEVNULL, capture_output=True)
 
 
+def debian_tree(path: str | None) -> str | None:
+    """The Debian tree for the python3 and gcc macrobenchmarks: --debian, else the cache."""
+    if path:
+        return path
+    try:
+        from usermode.tools import debian_image
+    except ImportError:
+        return None
+    return debian_image.cached_tree()
+
+
+MICRO = ("getppid", "clock_gettime", "write4k", "read4k", "pipe_pingpong", "fork_wait",
+         "fork_exec_wait", "mmap_touch_1m", "open_close", "stat")
+LABELS = {
+    "getppid": "getppid (trapped) µs", "clock_gettime": "clock_gettime (vDSO) µs",
+    "write4k": "pwrite 4 KiB µs", "read4k": "pread 4 KiB µs",
+    "pipe_pingpong": "pipe ping-pong µs", "fork_wait": "fork+wait µs",
+    "fork_exec_wait": "fork+exec+wait µs", "mmap_touch_1m": "mmap+touch+munmap 1 MiB µs",
+    "open_close": "open+close µs", "stat": "stat µs",
+    "tree2000": "busybox tools over 2,000 files ms", "python3_startup": "python3 -c pass ms",
+    "compile_run": "gcc -O2 hello.c + run ms", "boot_to_init": "boot to init s",
+    "boot_to_prompt": "boot to a shell prompt s", "idle_rss_kib": "host RSS idle, mem=64M MiB",
+    "busy_rss_kib": "host RSS peak during tree2000 MiB",
+}
+SCALE = {"tree2000": 1e-3, "python3_startup": 1e-3, "compile_run": 1e-3, "boot_to_init": 1e-6,
+         "boot_to_prompt": 1e-6, "idle_rss_kib": 1 / 1024, "busy_rss_kib": 1 / 1024}
+
+
+class Rounds:
+    """Figures per system per round, and the outputs that must agree between systems."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[dict[str, float]]] = {p: [] for p in PEERS}
+        self.outputs: dict[str, dict[str, set[str]]] = {}
+
+    def new_round(self) -> None:
+        for figures in self.runs.values():
+            figures.append({})
+
+    def add(self, who: str, figures: dict[str, float]) -> None:
+        self.runs[who][-1].update(figures)
+
+    def expect_same(self, bench: str, who: str, out: str, keys: tuple[str, ...]) -> None:
+        lines = [ln for ln in out.splitlines() if ln.split()[:1] and ln.split()[0] in keys]
+        self.outputs.setdefault(bench, {}).setdefault("\n".join(lines), set()).add(who)
+
+    def medians(self) -> dict[str, dict[str, float]]:
+        return {who: {n: statistics.median(r[n] for r in rounds if n in r)
+                      for n in LABELS if any(n in r for r in rounds)}
+                for who, rounds in self.runs.items()}
+
+
+def micro_round(rounds: Rounds, root: str, scale: int) -> None:
+    for who in PEERS:
+        run = in_guest(who, root, ["/bench/micro", str(scale), "/tmp"])
+        if run:
+            rounds.add(who, {k: v for k, v in parse(run.out).items() if k in MICRO})
+
+
+def tree_round(rounds: Rounds, root: str) -> None:
+    for who in PEERS:
+        run = in_guest(who, root, ["/bench/timeit", "tree2000", "1", "/bin/sh",
+                                   "/bench/tree2000.sh"], sample=True)
+        if run and "tree2000" in parse(run.out):
+            rounds.add(who, {"tree2000": parse(run.out)["tree2000"],
+                             "busy_rss_kib": run.peak_rss_kib})
+            rounds.expect_same("tree2000", who, run.out, TREE_LINES)
+
+
+def debian_round(rounds: Rounds, root: str) -> None:
+    cmds = {"python3_startup": ["/bench/timeit", "python3_startup", "10", "/usr/bin/python3",
+                                "-c", "pass"],
+            "compile_run": ["/bench/timeit", "compile_run", "3", "/bin/sh", "-c",
+                            "gcc -O2 -o /tmp/hello /bench/hello.c && /tmp/hello"]}
+    for name, argv in cmds.items():
+        for who in PEERS:
+            run = in_guest(who, root, argv)
+            if run and name in parse(run.out):
+                rounds.add(who, {name: parse(run.out)[name]})
+                if name == "compile_run":
+                    rounds.expect_same(name, who, run.out, ("gvisor",))
+
+
+def boot_round(rounds: Rounds, root: str) -> None:
+    figures = {"boot_to_init": boot_times(root), "boot_to_prompt": prompt_times(root),
+               "idle_rss_kib": idle_rss(root)}
+    for name, per_system in figures.items():
+        for who, value in per_system.items():
+            rounds.add(who, {name: value})
+
+
+def print_table(med: dict[str, dict[str, float]], reps: int) -> None:
+    print(f"{reps} interleaved rounds, medians")
+    print(f"{'benchmark':36s}" + "".join(f" {c:>10s}" for c in PEERS) + f" {'um/UML':>8s}")
+    for n, label in LABELS.items():
+        vals = [med[c].get(n) for c in PEERS]
+        if all(v is None for v in vals):
+            continue
+        um, uml = med["usermode"].get(n), med["uml"].get(n)
+        ratio = f"{um / uml:.2f}" if um and uml else "-"
+        cells = "".join(f" {v * SCALE.get(n, 1):10.2f}" if v is not None else f" {'-':>10s}"
+                        for v in vals)
+        print(f"{label:36s}{cells} {ratio:>8s}")
+
+
+def plot(med: dict[str, dict[str, float]], path: str) -> None:
+    """Each system's figure divided by usermode's, one row per benchmark, log scale."""
+    try:
+        import matplotlib
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "matplotlib"],
+                       stderr=subprocess.DEVNULL, check=True)
+        import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n in LABELS if med["usermode"].get(n)]
+    others = [p for p in PEERS if p != "usermode"]
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(names) + 1.5))
+    height = 0.8 / len(others)
+    for i, who in enumerate(others):
+        ys, xs = [], []
+        for row, n in enumerate(names):
+            if med[who].get(n):
+                ys.append(row + (i - (len(others) - 1) / 2) * height)
+                xs.append(med[who][n] / med["usermode"][n])
+        ax.barh(ys, xs, height=height, label=who, left=0)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(names)), [LABELS[n] for n in names])
+    ax.invert_yaxis()
+    ax.set_xlabel("time or memory relative to usermode (log scale; right of 1 = usermode ahead)")
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--scale", type=int, default=1)
     ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
+    ap.add_argument("--png", default=os.path.join(HERE, "results.png"))
+    ap.add_argument("--debian", help="Debian tree for the python3 and gcc benchmarks")
+    ap.add_argument("--only", default="micro,macro,boot",
+                    help="comma-separated groups: micro, macro, boot")
     args = ap.parse_args()
+    groups = set(args.only.split(","))
     ensure_peers()
     work = tempfile.mkdtemp(prefix="usermode-bench-")
     root = build(os.path.join(work, "root"))
-    binary = os.path.join(root, "micro")
-    subprocess.run(["gcc", "-O2", "-static", "-o", binary, os.path.join(HERE, "micro.c")],
-                   check=True)
-    runs: dict[str, list[dict[str, float]]] = {"native": [], "uml": [], "gvisor": [],
-                                                "proot": [], "usermode": []}
+    install_bench_programs(root)
+    debian = debian_tree(args.debian) if "macro" in groups else None
+    if debian:
+        install_bench_programs(debian)
+    rounds = Rounds()
     for _ in range(args.reps):
-        runs["native"].append(run_native(binary, args.scale, work))
-        runs["uml"].append(run_uml(root, args.scale))
-        runs["gvisor"].append(run_gvisor(root, args.scale))
-        runs["proot"].append(run_proot(root, args.scale))
-        runs["usermode"].append(run_usermode(root, args.scale))
-        boot = boot_times(root)
-        prompt = prompt_times(root)
-        rss = idle_rss(root)
-        for who in ("uml", "usermode"):
-            if who in boot:
-                runs[who][-1]["boot_to_init"] = boot[who]
-            if who in prompt:
-                runs[who][-1]["boot_to_prompt"] = prompt[who]
-            if who in rss:
-                runs[who][-1]["idle_rss_kib"] = rss[who]
-    names = list(runs["native"][0]) + ["boot_to_init", "boot_to_prompt", "idle_rss_kib"]
-    med = {k: {n: statistics.median(r[n] for r in v if n in r) for n in names
-               if any(n in r for r in v)} for k, v in runs.items()}
-    print(f"{args.reps} interleaved rounds; medians in microseconds per operation "
-          "(boot_to_init: from process start to init's first output; idle_rss_kib: host RSS of an "
-          "idle instance booted to a shell with mem=64M, in KiB)")
-    cols = ("native", "uml", "gvisor", "proot", "usermode")
-    print(f"{'benchmark (us/op)':18s}" + "".join(f" {c:>10s}" for c in cols) + f" {'um/UML':>8s}")
-    fmt = lambda x: f"{x:10.2f}" if x is not None else f"{'-':>10s}"  # noqa: E731
-    for n in names:
-        vals = [med[c].get(n) for c in cols]
-        um, uml = med["usermode"].get(n), med["uml"].get(n)
-        ratio = f"{um / uml:.2f}" if um and uml else "-"
-        print(f"{n:18s}" + "".join(" " + fmt(v) for v in vals) + f" {ratio:>8s}")
+        rounds.new_round()
+        if "micro" in groups:
+            micro_round(rounds, root, args.scale)
+        if "macro" in groups:
+            tree_round(rounds, root)
+            if debian:
+                debian_round(rounds, debian)
+        if "boot" in groups:
+            boot_round(rounds, root)
+    med = rounds.medians()
+    print_table(med, args.reps)
+    for bench, variants in rounds.outputs.items():
+        if len(variants) > 1:
+            print(f"warning: {bench} printed different results: "
+                  + "; ".join(f"{sorted(w)}: {out!r}" for out, w in variants.items()))
     with open(args.json, "w") as f:
-        json.dump({"medians": med, "reps": args.reps, "scale": args.scale}, f, indent=1)
+        json.dump({"medians": med, "reps": args.reps, "scale": args.scale,
+                   "date": time.strftime("%Y-%m-%d")}, f, indent=1)
+    plot(med, args.png)
+    if debian:
+        shutil.rmtree(os.path.join(debian, "bench"), ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
