@@ -3,7 +3,8 @@
 Directory inodes pin the host directory with an O_PATH fd; every operation is one
 *at() call relative to such an fd (usermode/host/hostfs_ops.py), so `..` and symlinks
 are resolved by our VFS inside the guest namespace, never by the host. Attributes are
-re-read from the host on every lookup and stat, so guest and host agree (no stale data).
+re-read from the host on every lookup and stat, so guest and host agree; only directories
+that a path walk passes through are trusted for a second (FUSE's default entry_timeout).
 Host device nodes become guest device inodes (opened through the device registry), host
 FIFOs become guest FIFOs; neither is ever opened on the host.
 """
@@ -215,6 +216,7 @@ class HostFS(FileSystem):
     fstype = "hostfs"
     magic = HOSTFS_SUPER_MAGIC
     trusted_dcache = False        # the host may change the tree behind our back
+    dir_entry_ttl = 1.0           # but directories walked through are trusted for 1 s
 
     def __init__(self, host_path: str) -> None:
         super().__init__()

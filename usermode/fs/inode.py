@@ -4,9 +4,13 @@ A filesystem implements Inode subclasses. The VFS layer (namei/vfs) does the gen
 checks (permissions, types, EEXIST/ENOTEMPTY/EXDEV...) so that an Inode method only
 performs the operation. Dentries cache the name tree: they are what cwd, open files and
 mount points hold, so getcwd and `..` work; a filesystem whose tree can change behind our
-back (hostfs) is revalidated on every walk by calling lookup() again.
+back (hostfs) is revalidated by calling lookup() again, except for directories a walk only
+passes through, which are trusted for the filesystem's dir_entry_ttl.
 """
 from __future__ import annotations
+
+import collections
+import time
 
 import errno
 import time
@@ -159,12 +163,24 @@ class FileSystem:
     magic = 0
     # True when every change goes through us, so cached dentries stay valid
     trusted_dcache = True
+    # Otherwise: seconds a directory found by a lookup is trusted for walks *through* it
+    # (FUSE's entry_timeout); the last component of a path is always looked up again.
+    dir_entry_ttl = 0.0
+    KEEP_DIRS = 1024
 
     def __init__(self) -> None:
         self.dev = 0
         self.root: Inode | None = None
         self.flags = 0
         self._next_ino = 1
+        # directory dentries kept alive for dir_entry_ttl (a path walk holds none of them)
+        self.recent_dirs: collections.OrderedDict[Dentry, None] = collections.OrderedDict()
+
+    def keep_dir(self, d: "Dentry") -> None:
+        self.recent_dirs[d] = None
+        self.recent_dirs.move_to_end(d)
+        if len(self.recent_dirs) > self.KEEP_DIRS:
+            self.recent_dirs.popitem(last=False)
 
     def new_ino(self) -> int:
         self._next_ino += 1
@@ -178,7 +194,7 @@ class FileSystem:
 class Dentry:
     """A name in the tree: what cwd, open files and mounts point at."""
 
-    __slots__ = ("name", "parent", "inode", "children", "dead", "__weakref__")
+    __slots__ = ("name", "parent", "inode", "children", "dead", "checked", "__weakref__")
 
     def __init__(self, name: bytes, parent: "Dentry | None", inode: Inode) -> None:
         self.name = name
@@ -186,17 +202,26 @@ class Dentry:
         self.inode = inode
         self.children: weakref.WeakValueDictionary[bytes, Dentry] = weakref.WeakValueDictionary()
         self.dead = False
+        self.checked = 0.0
 
-    def child(self, name: bytes) -> "Dentry":
-        """Look name up in this directory, reusing a cached dentry when still valid."""
+    def child(self, name: bytes, passing: bool = False) -> "Dentry":
+        """Look name up in this directory, reusing a cached dentry when still valid.
+        passing: the walk only goes through this name (a directory it will not stat)."""
         d = self.children.get(name)
-        if d is not None and self.inode.sb.trusted_dcache:
-            return d
+        sb = self.inode.sb
+        if d is not None:
+            if sb.trusted_dcache:
+                return d
+            if passing and sb.dir_entry_ttl and d.inode.is_dir and \
+                    time.monotonic() - d.checked < sb.dir_entry_ttl:
+                return d
         inode = self.inode.lookup(name)
-        if d is not None and d.inode is inode:
-            return d
-        d = Dentry(name, self, inode)
-        self.children[name] = d
+        if d is None or d.inode is not inode:
+            d = Dentry(name, self, inode)
+            self.children[name] = d
+        if sb.dir_entry_ttl and inode.is_dir:
+            d.checked = time.monotonic()
+            sb.keep_dir(d)
         return d
 
     def forget(self, name: bytes) -> None:

@@ -57,7 +57,7 @@ class Walker:
             return self.vfs.cross_mounts(Path(p.mount, parent))
         return p
 
-    def step(self, p: Path, name: bytes) -> Path:
+    def step(self, p: Path, name: bytes, passing: bool = False) -> Path:
         inode = p.dentry.inode
         if not inode.is_dir:
             raise Errno(errno.ENOTDIR)
@@ -68,7 +68,7 @@ class Walker:
             return self.dotdot(p)
         if len(name) > NAME_MAX:
             raise Errno(errno.ENAMETOOLONG)
-        nxt = self.vfs.cross_mounts(Path(p.mount, p.dentry.child(name)))
+        nxt = self.vfs.cross_mounts(Path(p.mount, p.dentry.child(name, passing)))
         if self.resolve & RESOLVE_NO_XDEV and nxt.mount is not p.mount:
             raise Errno(errno.EXDEV)
         return nxt
@@ -95,7 +95,7 @@ class Walker:
         """Walk every component, following symlinks; the result must be a directory."""
         p = start
         for name in comps:
-            nxt = self.step(p, name)
+            nxt = self.step(p, name, passing=True)
             if nxt.dentry.inode.is_symlink:
                 nxt = self.follow(p, nxt)
             p = nxt

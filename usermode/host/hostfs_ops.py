@@ -20,6 +20,8 @@ R = TypeVar("R")
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 SAFE_MODE_BITS = 0o1777      # never create setuid/setgid files on the host
 _libc = ctypes.CDLL(None, use_errno=True)
+_UMASK = os.umask(0o022)     # read once (single-threaded here): creations that it would
+os.umask(_UMASK)             # not change need no chmod afterwards
 
 
 def _host(fn: Callable[..., R], *args, **kw) -> R:
@@ -77,6 +79,8 @@ def open_file_at(dirfd: int, name: bytes, flags: int) -> int:
 
 
 def _own(fd: int, uid: int, gid: int) -> None:
+    if uid == os.geteuid() and gid == os.getegid():
+        return   # what the host gave it already
     try:
         os.chown(_proc(fd), uid, gid)
     except OSError:
@@ -88,7 +92,8 @@ def create_at(dirfd: int, name: bytes, mode: int, uid: int, gid: int) -> None:
                os.O_CLOEXEC, mode & SAFE_MODE_BITS, dir_fd=dirfd)
     try:
         _own(fd, uid, gid)
-        os.fchmod(fd, mode & SAFE_MODE_BITS)
+        if mode & SAFE_MODE_BITS & _UMASK:
+            os.fchmod(fd, mode & SAFE_MODE_BITS)
     finally:
         os.close(fd)
 
