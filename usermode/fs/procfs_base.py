@@ -188,8 +188,10 @@ class Dir(PseudoInode):
         self.nlink = 2 + sum(1 for i in self.entries.values() if i.is_dir)
 
     def add(self, name: str | bytes, inode: Inode) -> Inode:
-        self.entries[name.encode() if isinstance(name, str) else name] = inode
-        self._update_nlink()
+        key = name.encode() if isinstance(name, str) else name
+        old = self.entries.get(key)
+        self.entries[key] = inode
+        self.nlink += inode.is_dir - (old is not None and old.is_dir)
         return inode
 
     def children(self) -> Mapping[bytes, Inode]:

@@ -284,25 +284,32 @@ class Injector:
         self.regs = pt.Regs()
         self.deferred_signals: list[int] = []
 
-    def map_host_fd(self, kernel_fd: int, addr: int, length: int, prot: int, flags: int,
-                    offset: int) -> int:
-        """mmap one of the kernel's own fds (a page-cache memfd) into this task.
-
-        The fd reaches the task by pidfd_getfd and is closed again at once: registers carry
-        every argument, so nothing the guest could race with is read from its memory."""
+    def borrow_fd(self, kernel_fd: int) -> int:
+        """A copy of one of the kernel's own fds (a page-cache memfd) in this task, by
+        pidfd_getfd, or -errno. The caller closes it (close_fd) as soon as it is mapped:
+        registers carry every argument, so nothing the guest could race with is read from
+        its memory, and no guest code runs while the fd exists."""
         pidfd = self.call(434, os.getpid(), 0)                 # pidfd_open(kernel)
         if pidfd < 0:
             return pidfd
         try:
-            hfd = self.call(438, pidfd, kernel_fd, 0)          # pidfd_getfd
+            return self.call(438, pidfd, kernel_fd, 0)         # pidfd_getfd
         finally:
             self.call(3, pidfd)                                # close
+
+    def close_fd(self, fd: int) -> None:
+        self.call(3, fd)
+
+    def map_host_fd(self, kernel_fd: int, addr: int, length: int, prot: int, flags: int,
+                    offset: int) -> int:
+        """mmap one of the kernel's own fds into this task (see borrow_fd)."""
+        hfd = self.borrow_fd(kernel_fd)
         if hfd < 0:
             return hfd
         try:
             return self.call(9, addr, length, prot, flags, hfd, offset)
         finally:
-            self.call(3, hfd)
+            self.close_fd(hfd)
 
     def leave_syscall(self) -> None:
         """From a stop inside a syscall (the exec event), run to its exit stop, so that the

@@ -7,6 +7,7 @@ import os
 import struct
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
@@ -49,6 +50,11 @@ class Image:
     segments: list[Segment]
     phdr_vaddr: int | None
     interp: str | None
+    key: tuple = ()         # the file's identity (dev, ino, mtime, size): its page cache
+
+    def mappable(self) -> bool:
+        """Every segment can be a file mapping (offset and address agree modulo a page)."""
+        return bool(self.key) and all((s.offset - s.vaddr) % PAGE == 0 for s in self.segments)
 
 
 def parse(path: str, data: bytes) -> Image:
@@ -102,9 +108,10 @@ def parse_cached(key: tuple, path: str, read) -> Image:
         if img.path == path:
             return img
         img = Image(path, img.data, img.pie, img.entry, img.phoff, img.phnum, img.segments,
-                    img.phdr_vaddr, img.interp)
+                    img.phdr_vaddr, img.interp, key)
         return img
     img = parse(path, read())
+    img.key = key
     _cache[key] = img
     if len(_cache) > CACHE_SIZE:
         _cache.popitem(last=False)
@@ -127,12 +134,16 @@ class ExecPlan:
     arg_range: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
-def load_image(inj, img: Image, base_hint: int | None, mappings: list[Mapping]) -> int:
-    """Map one image with injected mmaps (each with its final protection) and write its
-    contents through /proc/<pid>/mem, which writes read-only pages; returns the load bias."""
+def load_image(inj, img: Image, base_hint: int | None, mappings: list[Mapping],
+               memfd: int | None = None) -> int:
+    """Map one image with injected mmaps, each with its final protection; returns the load
+    bias. With memfd (the file's page cache), segments are private mappings of it, as
+    Linux maps them from the file: processes share the pages until they write. Without,
+    the contents are written through /proc/<pid>/mem, which writes read-only pages."""
     lo = page_down(min(s.vaddr for s in img.segments))
     hi = page_up(max(s.vaddr + s.memsz for s in img.segments))
     first = img.segments[0]
+    anon = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
     if img.pie:
         want = base_hint if base_hint is not None else 0
         flags = MAP_PRIVATE | MAP_ANONYMOUS | (MAP_FIXED if want else 0)
@@ -142,28 +153,64 @@ def load_image(inj, img: Image, base_hint: int | None, mappings: list[Mapping]) 
         bias = addr - lo
     else:
         bias = 0
-        addr = inj.call(NR_MMAP, lo, hi - lo, first.prot,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        addr = inj.call(NR_MMAP, lo, hi - lo, first.prot, anon, -1, 0)
         if addr < 0:
             raise Errno(-addr)
-    prev_end = 0
-    for i, s in enumerate(img.segments):
-        start = page_down(s.vaddr)
-        end = page_up(s.vaddr + s.memsz)
-        if i:
-            r = inj.call(NR_MMAP, bias + start, end - start, s.prot,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
-            if r < 0:
-                raise Errno(-r)
-        # Linux maps whole file pages, so bytes before vaddr in the first page come from
-        # the file too (that is how AT_PHDR points at the headers); keep that.
-        pre = s.vaddr - start if start >= prev_end and s.offset >= s.vaddr - start else 0
-        chunk = img.data[s.offset - pre:s.offset + s.filesz]
-        if chunk and not inj.write(bias + s.vaddr - pre, chunk):
-            raise Errno(errno.EFAULT)
-        mappings.append(Mapping(bias + start, bias + end, s.prot, img.path, s.offset - pre))
-        prev_end = end
+    fd = inj.borrow_fd(memfd) if memfd is not None else -1
+    try:
+        prev_end = 0
+        for i, s in enumerate(img.segments):
+            start = page_down(s.vaddr)
+            end = page_up(s.vaddr + s.memsz)
+            if fd >= 0:
+                _map_segment(inj, fd, s, bias)
+            else:
+                if i:
+                    _check(inj.call(NR_MMAP, bias + start, end - start, s.prot, anon, -1, 0))
+                # Linux maps whole file pages, so bytes before vaddr in the first page come
+                # from the file too (that is how AT_PHDR points at the headers); keep that.
+                pre = s.vaddr - start if start >= prev_end and s.offset >= s.vaddr - start else 0
+                chunk = img.data[s.offset - pre:s.offset + s.filesz]
+                if chunk and not inj.write(bias + s.vaddr - pre, chunk):
+                    raise Errno(errno.EFAULT)
+            # the file's pages carry its name; a bss beyond them is anonymous, as on Linux
+            file_end = page_up(s.vaddr + s.filesz) if s.filesz else start
+            if file_end > start:
+                mappings.append(Mapping(bias + start, bias + file_end, s.prot, img.path,
+                                        page_down(s.offset)))
+            if end > file_end:
+                mappings.append(Mapping(bias + file_end, bias + end, s.prot))
+            prev_end = end
+    finally:
+        if fd >= 0:
+            inj.close_fd(fd)
     return bias
+
+
+def _check(r: int) -> int:
+    if r < 0:
+        raise Errno(-r)
+    return r
+
+
+def _map_segment(inj, fd: int, s: Segment, bias: int) -> None:
+    """One PT_LOAD as Linux's elf_map: the file pages, the rest of the last file page
+    zeroed, and anonymous zero pages for the bss beyond it."""
+    start = page_down(s.vaddr)
+    file_end = page_up(s.vaddr + s.filesz) if s.filesz else start
+    end = page_up(s.vaddr + s.memsz)
+    if file_end > start:
+        _check(inj.call(NR_MMAP, bias + start, file_end - start, s.prot,
+                        MAP_PRIVATE | MAP_FIXED, fd, page_down(s.offset)))
+        # like padzero: the whole rest of the page, not only to memsz (ld.so's early
+        # malloc starts at _end and uses the rest of that page)
+        tail = s.vaddr + s.filesz
+        if s.memsz > s.filesz and tail < file_end:
+            if not inj.write(bias + tail, bytes(file_end - tail)):
+                raise Errno(errno.EFAULT)
+    if end > file_end:
+        _check(inj.call(NR_MMAP, bias + file_end, end - file_end, s.prot,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0))
 
 
 def phdr_address(img: Image, bias: int) -> int:
@@ -225,17 +272,20 @@ def build_stack(top: int, plan: ExecPlan, auxv: list[tuple[int, int]]) -> tuple[
     return sp, bytes(blob), arg_start, env_start, env_start, execfn_at
 
 
-def load(inj, plan: ExecPlan, host_aux: dict[int, int]) -> tuple[int, int, int, list[Mapping]]:
-    """Load plan into the fresh stub address space. Returns (entry, sp, brk, mappings)."""
+def load(inj, plan: ExecPlan, host_aux: dict[int, int],
+         memfd_of: Callable[[Image], int | None] = lambda img: None
+         ) -> tuple[int, int, int, list[Mapping]]:
+    """Load plan into the fresh stub address space. Returns (entry, sp, brk, mappings).
+    memfd_of gives an image's page-cache memfd (None: copy the contents instead)."""
     maps: list[Mapping] = []
     main = plan.main
     bias = load_image(inj, main, PIE_BASE - page_down(main.segments[0].vaddr) if main.pie else None,
-                      maps)
+                      maps, memfd_of(main))
     end = max(bias + s.vaddr + s.memsz for s in main.segments)
     entry = bias + main.entry
     base = 0
     if plan.interp is not None:
-        ibias = load_image(inj, plan.interp, None, maps)
+        ibias = load_image(inj, plan.interp, None, maps, memfd_of(plan.interp))
         base = ibias + page_down(min(s.vaddr for s in plan.interp.segments))
         start = ibias + plan.interp.entry
     else:

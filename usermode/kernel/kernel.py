@@ -576,4 +576,4 @@ class Kernel:
         self.resume(t)
 
     # ---- clone / exec / exit live in their own modules (lifecycle.py)
-    from usermode.kernel.lifecycle import on_new_task, on_exec, on_exit  # noqa: E402
+    from usermode.kernel.lifecycle import on_new_task, on_exec, on_exit, image_memfd  # noqa: E402

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from usermode.host import platform as hp
 from usermode.host import ptrace as pt
 from usermode.kernel import task as ts
-from usermode.kernel.elf import load
+from usermode.kernel.elf import Image, load
 from usermode.kernel.errors import Errno
 from usermode.kernel.mm import MM
 from usermode.kernel.task import Process, Task
@@ -138,7 +138,8 @@ def on_exec(self: "Kernel", t: Task) -> None:
     inj.write = mm.mem.write          # type: ignore[attr-defined]
     try:
         inj.leave_syscall()
-        entry, sp, brk, maps = load(inj, plan, self.platform.auxv(t.host_tid))
+        entry, sp, brk, maps = load(inj, plan, self.platform.auxv(t.host_tid),
+                                    self.image_memfd)
     except (Errno, hp.InjectError) as e:
         self.printk(f"usermode: exec of {plan.filename!r} failed after the point of no return: {e}")
         self.platform.kill(t.host_tid, signal.SIGKILL, True)
@@ -174,6 +175,14 @@ def on_exec(self: "Kernel", t: Task) -> None:
     self.resume(t)
     for sig in inj.deferred_signals:
         self.platform.kill(t.host_tid, sig, True)
+
+
+def image_memfd(self: "Kernel", img: Image) -> int | None:
+    """The page-cache memfd holding an executable's bytes, so that its segments are
+    shared file mappings; None when they cannot be (odd alignment): then they are copied."""
+    if not img.mappable():
+        return None
+    return self.pagecache.memfd(img.key, len(img.data), lambda o, n: img.data[o:o + n])
 
 
 def on_exit(self: "Kernel", t: Task, status: int) -> None:
