@@ -180,12 +180,10 @@ class Dir(PseudoInode):
                  mode: int = 0o555, owner: Owner | None = None,
                  check: Check | None = None) -> None:
         super().__init__(sb, S_IFDIR | mode, owner, check)
-        self.entries: dict[bytes, Inode] = dict(entries or {})
+        fixed = dict(entries or {})
+        self.entries: dict[bytes, Inode] = fixed
         self.dynamic = dynamic
-        self._update_nlink()
-
-    def _update_nlink(self) -> None:
-        self.nlink = 2 + sum(1 for i in self.entries.values() if i.is_dir)
+        self.nlink = 2 + sum(1 for i in fixed.values() if i.is_dir)
 
     def add(self, name: str | bytes, inode: Inode) -> Inode:
         key = name.encode() if isinstance(name, str) else name

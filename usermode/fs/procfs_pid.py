@@ -15,7 +15,7 @@ from usermode.fs import procfs_task as pt
 from usermode.fs.file import O_CLOEXEC, O_CREAT, O_EXCL, O_LARGEFILE, O_NOCTTY, O_TRUNC
 from usermode.fs.inode import Inode, Path
 from usermode.fs.procfs_base import Dir, GenFile, Link, Render, Writer, mangle
-from usermode.fs.stat import major, minor
+from usermode.fs.stat import Stat, major, minor
 from usermode.kernel import task as ts
 from usermode.kernel.errors import Errno
 
@@ -39,8 +39,25 @@ class PidDir(Dir):
     def __init__(self, fs: "ProcFS", proc: "Process", thread: "Task | None" = None) -> None:
         self.proc = proc
         self.thread = thread
+        self._built = False
         super().__init__(fs, owner=self.owner_ids)
-        self.build()
+
+    # built on first use: every exec of busybox resolves /proc/self/exe, and building
+    # the ~30 entries would cost more than the lookup itself
+    @property
+    def entries(self) -> dict[bytes, Inode]:
+        if not self._built:
+            self._built = True
+            self.build()
+        return self._entries
+
+    @entries.setter
+    def entries(self, value: dict[bytes, Inode]) -> None:
+        self._entries = value
+
+    def getattr(self) -> Stat:
+        self.entries                  # nlink counts the subdirectories
+        return super().getattr()
 
     # -- the subject
     def owner_ids(self) -> tuple[int, int]:
