@@ -17,7 +17,7 @@ GETREGSET, SETREGSET, SEIZE, INTERRUPT, LISTEN = 0x4204, 0x4205, 0x4206, 0x4207,
 
 O_TRACESYSGOOD, O_TRACEFORK, O_TRACEVFORK, O_TRACECLONE = 1, 2, 4, 8
 O_TRACEEXEC, O_TRACEVFORKDONE, O_TRACEEXIT, O_TRACESECCOMP = 0x10, 0x20, 0x40, 0x80
-O_EXITKILL = 0x100000
+O_EXITKILL, O_SUSPEND_SECCOMP = 0x100000, 0x200000
 
 EVENT_FORK, EVENT_VFORK, EVENT_CLONE, EVENT_EXEC = 1, 2, 3, 4
 EVENT_VFORK_DONE, EVENT_EXIT, EVENT_SECCOMP, EVENT_STOP = 5, 6, 7, 128
@@ -56,6 +56,10 @@ def traceme() -> None:
 
 def seize(tid: int, options: int = GUEST_OPTIONS) -> None:
     _call(SEIZE, tid, None, options)
+
+
+def setoptions(tid: int, options: int) -> None:
+    _call(SETOPTIONS, tid, None, options)
 
 
 def interrupt(tid: int) -> None:

@@ -138,8 +138,9 @@ def on_exec(self: "Kernel", t: Task) -> None:
     inj.write = mm.mem.write          # type: ignore[attr-defined]
     try:
         inj.leave_syscall()
-        entry, sp, brk, maps = load(inj, plan, self.platform.auxv(t.host_tid),
-                                    self.image_memfd)
+        with inj.unfiltered():
+            entry, sp, brk, maps = load(inj, plan, self.platform.auxv(t.host_tid),
+                                        self.image_memfd)
     except (Errno, hp.InjectError) as e:
         self.printk(f"usermode: exec of {plan.filename!r} failed after the point of no return: {e}")
         self.platform.kill(t.host_tid, signal.SIGKILL, True)
