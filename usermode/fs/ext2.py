@@ -40,6 +40,7 @@ __all__ = ["Ext2FS", "Ext2Inode", "Ext2FormatError", "register"]
 
 EXT4_SUPER_MAGIC = 0xEF53
 CACHE_BLOCKS = 1024
+HOT_DIRS = 64                   # parsed directories kept alive between path walks
 PRIO_META = 1                   # inode tables, indirect and directory blocks: after bitmaps
 
 # read(off, n) -> bytes from the device; write(off, data); flush()
@@ -87,6 +88,7 @@ class Ext2FS(FileSystem):
         self._dead: list[int] = []                  # unlinked inodes no longer in use
         self._orphans: weakref.WeakValueDictionary[int, Ext2Inode] = \
             weakref.WeakValueDictionary()           # unlinked but still open
+        self._hot: OrderedDict[int, Ext2Inode] = OrderedDict()
         self.flags = MS_RDONLY
         raw = read(disk.SUPERBLOCK_OFFSET, 1024)
         sbi = Superblock.parse(raw)
@@ -263,6 +265,11 @@ class Ext2FS(FileSystem):
             slot = self.read_inode_slot(ino)
             node = Ext2Inode(self, ino, RawInode.parse(slot, self.sbi), slot)
             self._inodes[ino] = node
+        if node.is_dir and node.nlink:
+            self._hot[ino] = node
+            self._hot.move_to_end(ino)
+            if len(self._hot) > HOT_DIRS:
+                self._hot.popitem(last=False)
         return node
 
     def new_inode(self, ino: int, mode: int, uid: int, gid: int) -> Ext2Inode:
@@ -284,6 +291,7 @@ class Ext2FS(FileSystem):
     def orphan(self, node: Ext2Inode) -> None:
         """node has no names left: free it once nothing uses it (its last close)."""
         self._orphans[node.ino] = node
+        self._hot.pop(node.ino, None)
         weakref.finalize(node, self._dead.append, node.ino)
 
     def free_inode(self, node: Ext2Inode) -> None:

@@ -52,8 +52,30 @@ def slack(e: RawEntry) -> int:
     return e.rec_len if e.ino == 0 else e.rec_len - rec_len_for(len(e.name))
 
 
+def _records(block, filetype: bool) -> Iterator[tuple[int, int, int, int]]:
+    """(offset, rec_len, inode, name_len) of every record: the hot loop of insert and
+    max_slack, without building names."""
+    off, n = 0, len(block)
+    unpack = HEADER.unpack_from
+    while off < n:
+        if off + 8 > n:
+            raise Ext2FormatError("corrupt directory entry")
+        ino, rec_len, name_len, hi = unpack(block, off)
+        if not filetype:
+            name_len |= hi << 8
+        if rec_len < 8 or rec_len & 3 or off + rec_len > n or 8 + name_len > rec_len:
+            raise Ext2FormatError("corrupt directory entry")
+        yield off, rec_len, ino, name_len
+        off += rec_len
+
+
 def max_slack(block, filetype: bool = True) -> int:
-    return max((slack(e) for e in iter_block(block, filetype)), default=0)
+    best = 0
+    for _off, rec_len, ino, name_len in _records(block, filetype):
+        room = rec_len - ((8 + name_len + 3) & ~3) if ino else rec_len
+        if room > best:
+            best = room
+    return best
 
 
 def put_entry(block: bytearray, off: int, rec_len: int, ino: int, name: bytes,
@@ -71,15 +93,15 @@ def insert(block: bytearray, name: bytes, ino: int, ftype: int,
            filetype: bool = True) -> int | None:
     """Put an entry in the first record with room; its offset, or None if full."""
     need = rec_len_for(len(name))
-    for e in iter_block(block, filetype):
-        if e.ino == 0 and e.rec_len >= need:
-            put_entry(block, e.off, e.rec_len, ino, name, ftype, filetype)
-            return e.off
-        used = rec_len_for(len(e.name))
-        if e.ino and e.rec_len - used >= need:
-            struct.pack_into("<H", block, e.off + 4, used)
-            put_entry(block, e.off + used, e.rec_len - used, ino, name, ftype, filetype)
-            return e.off + used
+    for off, rec_len, e_ino, name_len in _records(block, filetype):
+        if e_ino == 0 and rec_len >= need:
+            put_entry(block, off, rec_len, ino, name, ftype, filetype)
+            return off
+        used = (8 + name_len + 3) & ~3
+        if e_ino and rec_len - used >= need:
+            struct.pack_into("<H", block, off + 4, used)
+            put_entry(block, off + used, rec_len - used, ino, name, ftype, filetype)
+            return off + used
     return None
 
 
