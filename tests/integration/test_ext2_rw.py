@@ -102,3 +102,20 @@ def test_workload_matches_native_and_fsck_is_clean(tmp_path, root, fstype, opts)
                               ).stdout
         assert hashlib.md5(data).digest() == hashlib.md5((nat / rel).read_bytes()).digest(), rel
     assert "Fast link dest" not in debugfs(img, "stat /slow")      # a slow symlink
+
+
+def test_shutdown_without_umount_writes_back_and_marks_clean(tmp_path, root):
+    img = tmp_path / "fs.img"
+    subprocess.run([MKE2FS, "-q", "-t", "ext2", str(img), "16M"], check=True,
+                   capture_output=True)
+    script = ("mount -t ext2 /dev/ubdb /mnt && echo kept > /mnt/f && "
+              "mount -o remount,ro /mnt && (echo no > /mnt/g) 2>/dev/null || echo ro-ok; "
+              "mount -o remount,rw /mnt && echo again > /mnt/g && sync && echo synced")
+    p = subprocess.run([USERMODE, "run", "--root", root, "--ubd", f"ubdb={img}", "--",
+                        "/bin/sh", "-c", script], capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL)
+    assert p.stdout.split() == ["ro-ok", "synced"], p.stdout + p.stderr
+    fsck = subprocess.run([E2FSCK, "-fn", str(img)], capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stdout
+    assert debugfs(img, "stats").split("Filesystem state:")[1].split("\n")[0].strip() == "clean"
+    assert debugfs(img, "cat /f") == "kept\n" and debugfs(img, "cat /g") == "again\n"

@@ -195,3 +195,19 @@ def test_full_filesystem_gives_enospc_and_stays_clean(tmp_path):
     assert ei.value.errno == errno.ENOSPC
     im.close()
     assert_clean(img)
+
+
+def test_remount_switches_between_ro_and_rw(tmp_path):
+    img = make(tmp_path, "-t", "ext2")
+    im = Image(img)
+    fs = im.fs
+    with pytest.raises(Errno):
+        fs.root.create(b"x", 0o644, 0, 0)
+    fs.remount(0)
+    fs.root.create(b"x", 0o644, 0, 0)
+    fs.remount(1)                             # MS_RDONLY: written back and clean
+    assert_clean(img)
+    with pytest.raises(Errno) as ei:
+        fs.root.create(b"y", 0o644, 0, 0)
+    assert ei.value.errno == errno.EROFS
+    os.close(im.fd)

@@ -408,6 +408,22 @@ class Ext2FS(FileSystem):
         self.rw = False
         self.flags = MS_RDONLY
 
+    def remount(self, flags: int) -> None:
+        """mount -o remount,rw|ro: the same checks as a fresh rw mount."""
+        if flags & MS_RDONLY:
+            self.release()
+            return
+        if self.rw:
+            return
+        if self._raw_write is None:
+            self.info("write access unavailable, cannot remount read-write")
+            raise Errno(errno.EACCES)
+        why = self.rw_refusal()
+        if why is not None:
+            self.info(f"can't remount read-write: {why}")
+            raise Errno(errno.EROFS)
+        self.mount_rw()
+
     def statfs(self) -> dict[str, int]:
         s = self.sbi
         return dict(bsize=self.block_size, blocks=s.blocks_count, bfree=s.free_blocks_count,

@@ -7,6 +7,7 @@ writes the metadata it dirtied.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import errno
 import struct
 import time
@@ -347,6 +348,14 @@ class Ext2Inode(Inode):
         return out
 
     # -- directory entries (write side)
+    @contextlib.contextmanager
+    def _corrupt_is_eio(self):
+        try:
+            yield
+        except Ext2FormatError as e:
+            self.fs.error(f"directory inode #{self.ino}: {e}")
+            raise Errno(errno.EIO) from None
+
     def _block_for(self, lb: int) -> tuple[int, bytearray]:
         pb = self._bmap(lb)
         if not pb:
@@ -356,7 +365,8 @@ class Ext2Inode(Inode):
 
     def _dirtied(self, lb: int, pb: int, block: bytearray) -> None:
         self.fs.mark_dirty(pb)
-        self._slack[lb] = dirblk.max_slack(block, self.fs.filetype)
+        with self._corrupt_is_eio():
+            self._slack[lb] = dirblk.max_slack(block, self.fs.filetype)
         self._order = None
         if self.iflags & disk.EXT2_INDEX_FL:
             # the htree is not maintained: the directory becomes linear (e2fsck accepts it)
@@ -376,7 +386,8 @@ class Ext2Inode(Inode):
             self.size += bs
         else:
             pb, block = self._block_for(lb)
-        off = dirblk.insert(block, name, ino, ftype, fs.filetype)
+        with self._corrupt_is_eio():
+            off = dirblk.insert(block, name, ino, ftype, fs.filetype)
         if off is None:
             fs.error(f"directory inode #{self.ino}: free space map out of date")
             raise Errno(errno.EIO)
@@ -387,7 +398,8 @@ class Ext2Inode(Inode):
     def _remove_entry(self, name: bytes) -> None:
         e = self._load_dir().pop(name)
         pb, block = self._block_for(e.lblk)
-        dirblk.remove(block, e.off, self.fs.filetype)
+        with self._corrupt_is_eio():
+            dirblk.remove(block, e.off, self.fs.filetype)
         self._dirtied(e.lblk, pb, block)
         self._touch()
 
@@ -402,7 +414,9 @@ class Ext2Inode(Inode):
 
     def _set_dotdot(self, parent: int) -> None:
         pb, block = self._block_for(0)
-        for e in dirblk.iter_block(block, self.fs.filetype):
+        with self._corrupt_is_eio():
+            entries = list(dirblk.iter_block(block, self.fs.filetype))
+        for e in entries:
             if e.name == b"..":
                 dirblk.set_inode(block, e.off, parent, 2, self.fs.filetype)
                 self._dirtied(0, pb, block)

@@ -151,6 +151,9 @@ class VFS(OpenMixin, OpsMixin):
     def remount(self, target: Path, flags: int) -> None:
         if target.dentry is not target.mount.root:
             raise Errno(errno.EINVAL)
+        remount = getattr(target.mount.sb, "remount", None)
+        if remount is not None:
+            remount(flags)              # ext2 switches between ro and rw (or refuses)
         target.mount.flags = flags & MNT_FLAG_MASK
 
     def umount(self, target: Path, flags: int = 0) -> None:
