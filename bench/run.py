@@ -221,6 +221,43 @@ def boot_times(root: str) -> dict[str, float]:
     return out
 
 
+def ubd_io(root: str, work: str, count: int = 4096) -> dict[str, dict[str, float]]:
+    """4 KiB sequential/random pwrite+pread on /dev/ubdb (a 16 MiB image): natively on the
+    image file, in UML and in usermode (bench/ubdio.c)."""
+    binary = os.path.join(root, "ubdio")
+    subprocess.run(["gcc", "-O2", "-static", "-o", binary, os.path.join(HERE, "ubdio.c")],
+                   check=True)
+    img = os.path.join(work, "ubd.img")
+    out: dict[str, dict[str, float]] = {}
+
+    def fresh() -> None:
+        with open(img, "wb") as f:
+            f.truncate(count * 4096)
+    fresh()
+    out["native"] = parse(subprocess.run([binary, img, str(count)], capture_output=True,
+                                         text=True, timeout=600).stdout)
+    fresh()
+    out["usermode"] = parse(subprocess.run(
+        [os.path.join(ROOT, ".venv/bin/usermode"), "run", "--root", root, "--ubd",
+         f"ubdb={img}", "--", "/ubdio", "/dev/ubdb", str(count)], capture_output=True,
+        text=True, timeout=1200, stdin=subprocess.DEVNULL).stdout)
+    linux = shutil.which("linux")
+    if linux is not None:
+        fresh()
+        with open(os.path.join(root, "ubdio.sh"), "w") as f:
+            f.write(f"#!/bin/sh\n/ubdio /dev/ubdb {count}\n/bin/poweroff -f\n")
+        os.chmod(os.path.join(root, "ubdio.sh"), 0o755)
+        with tempfile.TemporaryDirectory() as umldir:
+            p = subprocess.run([linux, "mem=64M", "root=/dev/root", "rootfstype=hostfs",
+                                f"rootflags={root}", "rw", "init=/ubdio.sh", f"ubdb={img}",
+                                "con0=fd:0,fd:1", "con=null", f"uml_dir={umldir}"],
+                               capture_output=True, text=True, timeout=1200,
+                               stdin=subprocess.DEVNULL)
+        out["uml"] = parse(p.stdout)
+    return {who: {k: v for k, v in res.items() if k.startswith("ubd_")}
+            for who, res in out.items()}
+
+
 PEERS = {"linux": "user-mode-linux", "runsc": "runsc", "proot": "proot"}
 
 
@@ -259,6 +296,8 @@ def main() -> int:
         boot = boot_times(root)
         prompt = prompt_times(root)
         rss = idle_rss(root)
+        for who, res in ubd_io(root, work).items():
+            runs[who][-1].update(res)
         for who in ("uml", "usermode"):
             if who in boot:
                 runs[who][-1]["boot_to_init"] = boot[who]
