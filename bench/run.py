@@ -262,6 +262,42 @@ def boot_times(root: str) -> dict[str, float]:
     return out
 
 
+def ubd_io(root: str, work: str, count: int = 4096) -> dict[str, dict[str, float]]:
+    """4 KiB sequential/random pwrite+pread on /dev/ubdb (a 16 MiB image): natively on the
+    image file, in UML and in usermode (bench/ubdio.c)."""
+    binary = os.path.join(root, "ubdio")
+    subprocess.run(["gcc", "-O2", "-static", "-o", binary, os.path.join(HERE, "ubdio.c")],
+                   check=True)
+    img = os.path.join(work, "ubd.img")
+    out: dict[str, dict[str, float]] = {}
+
+    def fresh() -> None:
+        with open(img, "wb") as f:
+            f.truncate(count * 4096)
+    fresh()
+    out["native"] = parse(subprocess.run([binary, img, str(count)], capture_output=True,
+                                         text=True, timeout=600).stdout)
+    fresh()
+    out["usermode"] = parse(subprocess.run(
+        [os.path.join(ROOT, ".venv/bin/usermode"), "run", "--root", root, "--ubd",
+         f"ubdb={img}", "--", "/ubdio", "/dev/ubdb", str(count)], capture_output=True,
+        text=True, timeout=1200, stdin=subprocess.DEVNULL).stdout)
+    linux = shutil.which("linux")
+    if linux is not None:
+        fresh()
+        with open(os.path.join(root, "ubdio.sh"), "w") as f:
+            f.write(f"#!/bin/sh\n/ubdio /dev/ubdb {count}\n/bin/poweroff -f\n")
+        os.chmod(os.path.join(root, "ubdio.sh"), 0o755)
+        with tempfile.TemporaryDirectory() as umldir:
+            p = subprocess.run([linux, "mem=64M", "root=/dev/root", "rootfstype=hostfs",
+                                f"rootflags={root}", "rw", "init=/ubdio.sh", f"ubdb={img}",
+                                "con0=fd:0,fd:1", "con=null", f"uml_dir={umldir}"],
+                               capture_output=True, text=True, timeout=1200,
+                               stdin=subprocess.DEVNULL)
+        out["uml"] = parse(p.stdout)
+    return {who: {k: v for k, v in res.items() if k.startswith("ubd_")}
+            for who, res in out.items()}
+
 
 PACKAGES = {"linux": "user-mode-linux", "runsc": "runsc", "proot": "proot"}
 
@@ -301,6 +337,9 @@ LABELS = {
     "compile_run": "gcc -O2 hello.c + run ms", "boot_to_init": "boot to init s",
     "boot_to_prompt": "boot to a shell prompt s", "idle_rss_kib": "host RSS idle, mem=64M MiB",
     "busy_rss_kib": "host RSS peak during tree2000 MiB",
+    "ubd_seq_write_4k": "ubd sequential 4 KiB write µs", "ubd_rand_write_4k":
+    "ubd random 4 KiB write µs", "ubd_seq_read_4k": "ubd sequential 4 KiB read µs",
+    "ubd_rand_read_4k": "ubd random 4 KiB read µs",
 }
 SCALE = {"tree2000": 1e-3, "python3_startup": 1e-3, "compile_run": 1e-3, "boot_to_init": 1e-6,
          "boot_to_prompt": 1e-6, "idle_rss_kib": 1 / 1024, "busy_rss_kib": 1 / 1024}
@@ -422,8 +461,8 @@ def main() -> int:
     ap.add_argument("--json", default=os.path.join(HERE, "results.json"))
     ap.add_argument("--png", default=os.path.join(HERE, "results.png"))
     ap.add_argument("--debian", help="Debian tree for the python3 and gcc benchmarks")
-    ap.add_argument("--only", default="micro,macro,boot",
-                    help="comma-separated groups: micro, macro, boot")
+    ap.add_argument("--only", default="micro,macro,boot,storage",
+                    help="comma-separated groups: micro, macro, boot, storage")
     args = ap.parse_args()
     groups = set(args.only.split(","))
     ensure_peers()
@@ -444,6 +483,9 @@ def main() -> int:
                 debian_round(rounds, debian)
         if "boot" in groups:
             boot_round(rounds, root)
+        if "storage" in groups:
+            for who, figures in ubd_io(root, work).items():
+                rounds.add(who, figures)
     med = rounds.medians()
     print_table(med, args.reps)
     for bench, variants in rounds.outputs.items():

@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["run"]:
             return cmd_run(argv[1:])
+        if argv[:1] == ["mkimage"]:
+            from usermode.tools.mkimage import main as mkimage_main
+            return mkimage_main(argv[1:])
         if argv[:1] == ["doctor"]:
             return cmd_doctor(argv[1:])
         if argv[:1] in (["--syscalls"], ["syscalls"]):

@@ -281,6 +281,8 @@ class Machine:
                 status = k.run()
             finally:
                 k.shutdown()
+                if k.vfs is not None:
+                    k.vfs.release_all()         # write back and mark ext2 images clean
                 k.console.restore()
                 self._close_lines()
                 self._close_ubd()

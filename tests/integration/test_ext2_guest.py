@@ -81,7 +81,7 @@ def test_contents_links_and_read_only(tmp_path, root, src):
               "grep ubdb /proc/mounts; "
               "(echo x > /mnt/new) 2>/dev/null || echo write-refused; "
               "umount /mnt; mount -t ext4 -o rw /dev/ubdb /mnt 2>&1; "
-              "dmesg | grep -c 'read-only for now'")
+              "dmesg | grep -c 'mount read-write'")
     p = run(root, img, script)
     assert p.returncode == 0, p.stdout + p.stderr
     lines = p.stdout.splitlines()

@@ -6,6 +6,7 @@ Nothing here knows about the VFS; ext2.py builds the filesystem on top.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Callable
 
@@ -343,3 +344,80 @@ def parse_dir_block(block: bytes, filetype: bool) -> list[DirEntry]:
                 out.append(DirEntry(ino, name, ftype if ftype <= 7 else 0))
         off += rec_len
     return out
+
+
+# -- write side -------------------------------------------------------------------------
+
+# s_feature_compat
+COMPAT_DIR_PREALLOC = 0x1
+COMPAT_HAS_JOURNAL = 0x4
+COMPAT_EXT_ATTR = 0x8
+COMPAT_RESIZE_INODE = 0x10
+COMPAT_DIR_INDEX = 0x20
+# s_feature_ro_compat
+RO_COMPAT_SPARSE_SUPER = 0x1
+RO_COMPAT_LARGE_FILE = 0x2
+RO_COMPAT_EXTRA_ISIZE = 0x40
+# what the writer keeps consistent; anything else mounts read-only
+RW_COMPAT = (COMPAT_DIR_PREALLOC | COMPAT_HAS_JOURNAL | COMPAT_EXT_ATTR | COMPAT_RESIZE_INODE
+             | COMPAT_DIR_INDEX)
+RW_INCOMPAT = INCOMPAT_FILETYPE
+RW_RO_COMPAT = RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE | RO_COMPAT_EXTRA_ISIZE
+
+EXT2_VALID_FS = 1
+EXT2_INDEX_FL = 0x1000
+JBD2_MAGIC = 0xC03B3998
+
+# superblock field offsets
+SB_FREE_BLOCKS, SB_FREE_INODES, SB_MTIME, SB_WTIME = 0x0C, 0x10, 0x2C, 0x30
+SB_MNT_COUNT, SB_STATE, SB_RO_COMPAT, SB_JOURNAL_INUM = 0x34, 0x3A, 0x64, 0xE0
+SB_FREE_BLOCKS_HI, SB_WANT_EXTRA_ISIZE = 0x158, 0x15E
+
+
+def feature_names(bits: int, table: dict[int, str] | None = None) -> list[str]:
+    return [(table or {}).get(1 << b, f"0x{1 << b:x}") for b in range(32) if bits & (1 << b)]
+
+
+def encode_time(ns: int) -> tuple[int, int]:
+    """(32-bit seconds, extra word) of a timestamp in ns (the inverse of decode_time)."""
+    secs, nsec = divmod(ns, 1_000_000_000)
+    lo = secs & 0xFFFFFFFF
+    signed = lo - (1 << 32) if lo & 0x80000000 else lo
+    epoch = ((secs - signed) >> 32) & 3
+    return lo, epoch | (nsec << 2)
+
+
+def encode_rdev(major: int, minor: int) -> bytes:
+    """i_block's first two words for a device inode: the old 16-bit form when it fits,
+    else the new 32-bit one in word 1 (as Linux's ext2 writes them)."""
+    if major < 256 and minor < 256:
+        return struct.pack("<II", (major << 8) | minor, 0)
+    new = (minor & 0xFF) | (major << 8) | ((minor & ~0xFF) << 12)
+    return struct.pack("<II", 0, new & 0xFFFFFFFF)
+
+
+def pack_inode(slot: bytearray, *, mode: int, uid: int, gid: int, size: int, atime_ns: int,
+               ctime_ns: int, mtime_ns: int, crtime_ns: int | None, dtime: int,
+               links: int, blocks: int, flags: int, i_block: bytes, file_acl: int) -> None:
+    """Patch an inode's fields into its on-disk slot (bytes we don't model are kept).
+    Times get their nanosecond/epoch extra words when i_extra_isize covers them."""
+    struct.pack_into("<HH", slot, 0, mode & 0xFFFF, uid & 0xFFFF)
+    struct.pack_into("<I", slot, 0x4, size & 0xFFFFFFFF)
+    struct.pack_into("<I", slot, 0x6C, size >> 32)
+    struct.pack_into("<HH", slot, 0x18, gid & 0xFFFF, links)
+    struct.pack_into("<II", slot, 0x1C, blocks & 0xFFFFFFFF, flags)
+    struct.pack_into("<I", slot, 0x14, dtime)
+    slot[0x28:0x28 + 60] = i_block
+    struct.pack_into("<I", slot, 0x68, file_acl & 0xFFFFFFFF)
+    struct.pack_into("<HH", slot, 0x78, uid >> 16, gid >> 16)
+    extra_isize = struct.unpack_from("<H", slot, 0x80)[0] if len(slot) > 128 else 0
+    end = 128 + extra_isize
+    for base, extra, ns in ((0x8, 0x8C, atime_ns), (0xC, 0x84, ctime_ns),
+                            (0x10, 0x88, mtime_ns)):
+        lo, ex = encode_time(ns)
+        struct.pack_into("<I", slot, base, lo)
+        if extra + 4 <= end:
+            struct.pack_into("<I", slot, extra, ex)
+    if crtime_ns is not None and 0x98 <= end:
+        lo, ex = encode_time(crtime_ns)
+        struct.pack_into("<II", slot, 0x90, lo, ex)

@@ -33,6 +33,15 @@ FsFactory = Callable[[bytes, int, bytes, "Task | None"], FileSystem]
 MNT_FLAG_MASK = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
 
 
+def _call(sb: FileSystem, method: str) -> None:
+    fn = getattr(sb, method, None)
+    if fn is not None:
+        try:
+            fn()
+        except Errno:
+            pass                # the filesystem logged the I/O error itself
+
+
 class FsContext:
     """fs_struct: root, cwd and umask of a task, shared under CLONE_FS."""
 
@@ -142,6 +151,9 @@ class VFS(OpenMixin, OpsMixin):
     def remount(self, target: Path, flags: int) -> None:
         if target.dentry is not target.mount.root:
             raise Errno(errno.EINVAL)
+        remount = getattr(target.mount.sb, "remount", None)
+        if remount is not None:
+            remount(flags)              # ext2 switches between ro and rw (or refuses)
         target.mount.flags = flags & MNT_FLAG_MASK
 
     def umount(self, target: Path, flags: int = 0) -> None:
@@ -162,6 +174,18 @@ class VFS(OpenMixin, OpsMixin):
         if not stack:
             self.mounted.pop(key, None)
         self.mounts.remove(m)
+        if not any(x.sb is m.sb for x in self.mounts):
+            _call(m.sb, "release")         # last mount gone: write back, mark clean
+
+    def sync_all(self) -> None:
+        """sync(2): every filesystem that keeps state to write back (ext2)."""
+        for sb in {id(m.sb): m.sb for m in self.mounts}.values():
+            _call(sb, "sync")
+
+    def release_all(self) -> None:
+        """Shutdown: as if every filesystem were unmounted."""
+        for sb in {id(m.sb): m.sb for m in self.mounts}.values():
+            _call(sb, "release")
 
     def mount_path(self, m: Mount) -> bytes:
         """Where m is mounted, from the namespace root (for /proc/mounts)."""

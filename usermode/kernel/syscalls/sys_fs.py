@@ -524,12 +524,16 @@ def sys_fstatfs(t: Task, fd: int, buf: int) -> int:
 
 def sys_sync(t: Task) -> int:
     """sync(2)"""
+    _vfs(t).sync_all()
     return 0
 
 
 def sys_syncfs(t: Task, fd: int) -> int:
     """syncfs(2)"""
-    t.files.get(s32(fd))
+    f = t.files.get(s32(fd))
+    sync = getattr(f.vpath.mount.sb, "sync", None) if f.vpath is not None else None
+    if sync is not None:
+        sync()
     return 0
 
 
