@@ -76,6 +76,8 @@ class Machine:
     def boot(self):
         """Build the kernel and start init; returns the kernel (call .run() on it)."""
         from usermode.drivers import pty
+        from usermode.drivers.console import LineHotplug
+        from usermode.drivers.hotplug import HotplugRegistry
         from usermode.fs import procfs, sysfs
         from usermode.fs.fdtable import FdTable
         from usermode.fs.file import O_NOCTTY, O_RDWR
@@ -108,6 +110,7 @@ class Machine:
         k.cmdline = self.cmdline
         procfs.register(vfs, k)
         sysfs.register(vfs, k)
+        k.hotplug = HotplugRegistry()
         self._attach_ubd(k, vfs)
         if self.hostfs is not None:
             if not os.path.isdir(self.hostfs):
@@ -124,6 +127,8 @@ class Machine:
         vfs.register_chrdev(5, 0, self._dev_tty, "tty")
         vfs.register_chrdev(4, 0, console.open, "tty0")
         lines.register(vfs)
+        k.hotplug.register(LineHotplug(lines, "con", console))
+        k.hotplug.register(LineHotplug(lines, "ssl"))
         pty.register(vfs, k)
         files = FdTable()
         con = console.open(None, O_RDWR | O_NOCTTY)
@@ -196,9 +201,9 @@ class Machine:
         self._ubd_opened = None
         if opened is None:
             self._close_ubd()
-        if self.ubd:
-            from usermode.drivers import ubd
-            self._ubd_disks = ubd.attach(k, vfs, list(self.ubd), opened)
+        from usermode.drivers import ubd
+        self._ubd_disks = ubd.attach(k, vfs, list(self.ubd), opened) if self.ubd else []
+        k.hotplug.register(ubd.UbdHotplug(k, vfs, self._ubd_disks))
 
     def _close_ubd(self) -> None:
         disks = getattr(self, "_ubd_disks", None) or []

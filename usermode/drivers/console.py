@@ -8,6 +8,7 @@ under `usermode run` matches the same program run natively with the same redirec
 from __future__ import annotations
 
 import errno
+import weakref
 from typing import TYPE_CHECKING
 
 from usermode.drivers.tty import SIGWINCH, Tty, TtyFile
@@ -38,6 +39,7 @@ class Console:
         self.eof = self.channel.fileno() < 0 and not isinstance(self.channel,
                                                                 channels.PortChannel)
         self.waitq = WaitQueue()
+        self.files: weakref.WeakSet[File] = weakref.WeakSet()    # opens, for hot-removal
         self.is_tty = self.channel.is_tty
         self.tty: Tty | None = None
         if self.is_tty:
@@ -105,11 +107,18 @@ class Console:
             # getty) waits for the next client on a fresh line
             self._connect()
         if self.tty is not None:
-            f = TtyFile(self.tty, flags, self.path)
+            f: File = TtyFile(self.tty, flags, self.path)
             if t is not None and hasattr(t, "process") and not flags & O_NOCTTY:
                 f.attach_ctty(t)
-            return f
-        return ConsoleFile(self, flags)
+        else:
+            f = ConsoleFile(self, flags)
+        self.files.add(f)
+        return f
+
+    @property
+    def in_use(self) -> bool:
+        """Open in some fd table (UML's line->port.count)."""
+        return any(f.refs > 0 for f in self.files)
 
     def restore(self) -> None:
         """Give the host terminal back as we found it."""
@@ -188,11 +197,23 @@ class Lines:
         return open_line
 
     def register(self, vfs) -> None:
+        self.vfs = vfs
         for n in range(1, NR_CONSOLES):
-            vfs.register_chrdev(4, n, self.opener("con", n), f"tty{n}", 0o620)
+            self.register_node(("con", n))
         nserial = max([4] + [n + 1 for k, n in self.specs if k == "ssl"])
         for n in range(min(nserial, NR_SERIALS)):
-            vfs.register_chrdev(4, 64 + n, self.opener("ssl", n), f"ttyS{n}", 0o660)
+            self.register_node(("ssl", n))
+
+    def register_node(self, key: tuple[str, int]) -> None:
+        kind, n = key
+        _, dev, base = LINE_KINDS[kind]
+        self.vfs.register_chrdev(4, base + n, self.opener(kind, n), f"{dev}{n}",
+                                 0o620 if kind == "con" else 0o660)
+
+    def deactivate(self, key: tuple[str, int]) -> None:
+        line = self.lines.pop(key, None)
+        if line is not None:
+            line.close()
 
     def close(self) -> None:
         for line in self.lines.values():
@@ -241,3 +262,82 @@ class ConsoleFile(File):
             mask |= POLLHUP
         return mask
 
+
+
+class LineHotplug:
+    """mconsole `config con1=pts`, `config ssl2=null`, `config con1`, `remove con1` with
+    UML's line_config / line_get_config / line_remove semantics and texts: a line in use
+    is refused, CHANNEL "none" (or remove) takes the line away, anything else (re)opens
+    it on that channel now, so a pty's host path is known at once."""
+
+    def __init__(self, lines: Lines, kind: str, console0: Console | None = None) -> None:
+        self.lines = lines
+        self.kind = kind
+        self.prefix = kind
+        self.console0 = console0       # con0 lives outside Lines (init's console)
+
+    def _number(self, name: str, parse_error: str, range_error: str) -> int:
+        from usermode.drivers.hotplug import HotplugError
+        rest = name[len(self.kind):]
+        if not rest.isdigit():
+            raise HotplugError(parse_error)
+        n = int(rest)
+        if n >= (NR_CONSOLES if self.kind == "con" else NR_SERIALS):
+            raise HotplugError(range_error)
+        return n
+
+    def _is_con0(self, n: int) -> bool:
+        return self.kind == "con" and n == 0
+
+    def config(self, name: str, conf: str) -> None:
+        from usermode.drivers.hotplug import HotplugError
+        if name == self.kind:
+            raise HotplugError("Can't configure all devices from mconsole")
+        n = self._number(name, "Couldn't parse device number", "Device number out of range")
+        key = (self.kind, n)
+        line = self.lines.lines.get(key)
+        if self._is_con0(n) or line is not None and line.in_use:
+            raise HotplugError("Device is already open")
+        if conf == "none":
+            self.lines.deactivate(key)
+            self.lines.specs[key] = "none"
+            return
+        try:
+            channels.check_spec(conf)
+        except channels.ChannelError as e:
+            raise HotplugError(f"{name}: {e}") from None
+        self.lines.deactivate(key)
+        self.lines.specs[key] = conf
+        try:
+            self.lines.activate(key)
+        except channels.ChannelError as e:
+            self.lines.specs[key] = "none"
+            raise HotplugError(f"{name}: {e}") from None
+        self.lines.register_node(key)
+
+    def query(self, name: str) -> str:
+        n = self._number(name, "line_get_config failed to parse device number",
+                         "device number out of range")
+        if self._is_con0(n) and self.console0 is not None:
+            return self._describe(self.console0, "fd:0,fd:1")
+        key = (self.kind, n)
+        spec = self.lines.spec(key)
+        if spec is None:
+            return "none"
+        line = self.lines.lines.get(key)
+        return self._describe(line, spec) if line is not None else spec
+
+    @staticmethod
+    def _describe(line: Console, spec: str) -> str:
+        """An active line's channel as UML's chan_config_string shows it (pts:/dev/pts/3)."""
+        chan = line.channel
+        if chan.kind in ("pty", "xterm"):
+            return f"{spec.split(':')[0]}:{chan.description}"
+        return spec
+
+    def remove(self, name: str) -> None:
+        from usermode.drivers.hotplug import HotplugError
+        n = self._number(name, "Couldn't parse device number", "Device number out of range")
+        if not self._is_con0(n) and self.lines.spec((self.kind, n)) is None:
+            raise HotplugError("Device doesn't exist")
+        self.config(f"{self.kind}{n}", "none")

@@ -11,6 +11,7 @@ import signal
 from typing import Callable
 
 from usermode.drivers import mconsole_proto as proto
+from usermode.drivers.hotplug import HotplugError, HotplugRegistry
 from usermode.host import ptrace as pt
 from usermode.kernel import task as ts
 from usermode.kernel.errors import Errno
@@ -43,11 +44,9 @@ STATE_LETTER = {ts.RUNNING: "R", ts.STOPPED: "R", ts.PARKED: "S", ts.HELD: "T",
 class MConsole:
     """One instance's mconsole: commands in, replies out through `send(addr, bytes)`."""
 
-    def __init__(self, kernel, send: Callable[[object, bytes], bool],
-                 devices: dict | None = None) -> None:
+    def __init__(self, kernel, send: Callable[[object, bytes], bool]) -> None:
         self.kernel = kernel
         self.send = send
-        self.devices = devices if devices is not None else {}   # name -> device (later)
         self.requests = 0
         self.commands: dict[str, Callable[[proto.Request, str], None]] = {
             "version": self.do_version, "help": self.do_help, "halt": self.do_halt,
@@ -56,6 +55,12 @@ class MConsole:
             "go": self.do_go, "log": self.do_log, "proc": self.do_proc,
             "stack": self.do_stack,
         }
+
+    @property
+    def hotplug(self) -> HotplugRegistry:
+        """The booted kernel's device registry (an empty one before the devices exist)."""
+        reg = getattr(self.kernel, "hotplug", None)
+        return reg if reg is not None else HotplugRegistry()
 
     # ---- the transport side
     def datagram(self, data: bytes, origin) -> None:
@@ -171,24 +176,35 @@ class MConsole:
         return b"".join(out)
 
     def do_config(self, req, arg: str) -> None:
-        name = arg.partition("=")[0].strip()
-        if not name:
+        """config DEV=CONF adds/changes a device, config DEV queries it (UML's replies:
+        "" on success, the driver's error text with err=1 on failure)."""
+        name, eq, conf = arg.partition("=")
+        name = name.strip()
+        driver = self.hotplug.find(name) if name else None
+        if driver is None:
             self.reply(req, "Bad configuration option", err=1)
             return
-        dev = self.devices.get(name)
-        if dev is None:
-            self.reply(req, f"Bad configuration option: {name}: device hotplug is not "
-                       "supported yet", err=1)
-            return
-        self.reply(req, "not supported yet", err=1)
+        try:
+            if eq:
+                driver.config(name, conf.strip())
+                self.reply(req, "")
+            else:
+                self.reply(req, driver.query(name))
+        except HotplugError as e:
+            self.reply(req, str(e), err=1)
 
     def do_remove(self, req, arg: str) -> None:
         name = arg.strip()
-        if not name or name not in self.devices:
-            self.reply(req, f"Bad remove option: {name}: device hotplug is not supported "
-                       "yet", err=1)
+        driver = self.hotplug.find(name) if name else None
+        if driver is None:
+            self.reply(req, "Bad remove option", err=1)
             return
-        self.reply(req, "not supported yet", err=1)
+        try:
+            driver.remove(name)
+        except HotplugError as e:
+            self.reply(req, str(e), err=1)
+            return
+        self.reply(req, "")
 
     def do_sysrq(self, req, arg: str) -> None:
         letter = arg[:1]

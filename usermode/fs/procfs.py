@@ -54,6 +54,11 @@ def add_disk(kernel, name: str, major_: int, minor_: int, kib: int,
     proc_state(kernel).disks[name] = (major_, minor_, kib, stats or (lambda: ()))
 
 
+def remove_disk(kernel, name: str) -> None:
+    """A hot-removed block device leaves /proc/partitions and /proc/diskstats."""
+    proc_state(kernel).disks.pop(name, None)
+
+
 def add_net_file(kernel, name: str, render: Render) -> None:
     """Add /proc/net/<name> (and /proc/<pid>/net/<name>), rendered on read."""
     proc_state(kernel).net[name.encode()] = render
