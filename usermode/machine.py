@@ -272,6 +272,14 @@ class Machine:
                 self._mc.close()
                 self._mc = None
 
+    def _panic(self, k, message: str) -> None:
+        """What Linux does when init exits: panic, which the mconsole notifier reports
+        to the notify socket as a "panic" notification (UML's notify_panic)."""
+        from usermode.drivers import mconsole_proto as proto
+        k.printk(f"Kernel panic - not syncing: {message}")
+        if self._mc is not None:
+            self._mc.send_notification(proto.NOTIFY_PANIC, message + "\0")
+
     def _run_boots(self) -> int:
         """Boot, run until init exits or the guest halts; returns a shell-style status.
         A guest `reboot` boots the machine again, as UML does."""
@@ -290,6 +298,8 @@ class Machine:
                 self._close_lines()
                 self._close_ubd()
             self.halt_reason = k.halt_reason
+            if k.halt_reason == "init exited":
+                self._panic(k, f"Attempted to kill init! exitcode=0x{status:08x}")
             if k.halt_reason != "reboot":
                 break
         if k.halt_reason in ("halt", "poweroff", "reboot"):

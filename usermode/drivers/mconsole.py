@@ -7,6 +7,7 @@ Machine wires it to the kernel loop with attach(). `stop` freezes the whole inst
 """
 from __future__ import annotations
 
+import errno
 import signal
 from typing import Callable
 
@@ -44,9 +45,13 @@ STATE_LETTER = {ts.RUNNING: "R", ts.STOPPED: "R", ts.PARKED: "S", ts.HELD: "T",
 class MConsole:
     """One instance's mconsole: commands in, replies out through `send(addr, bytes)`."""
 
-    def __init__(self, kernel, send: Callable[[object, bytes], bool]) -> None:
+    def __init__(self, kernel, send: Callable[[object, bytes], bool],
+                 notify: Callable[[int, bytes], bool] | None = None) -> None:
         self.kernel = kernel
         self.send = send
+        self.notify = notify
+        if notify is not None:
+            self.add_proc_mconsole()
         self.requests = 0
         self.commands: dict[str, Callable[[proto.Request, str], None]] = {
             "version": self.do_version, "help": self.do_help, "halt": self.do_halt,
@@ -55,6 +60,18 @@ class MConsole:
             "go": self.do_go, "log": self.do_log, "proc": self.do_proc,
             "stack": self.do_stack,
         }
+
+    def add_proc_mconsole(self) -> None:
+        """/proc/mconsole (write-only, as UML makes it with a notify socket): what a guest
+        writes there reaches the listener as a "user" notification."""
+        from usermode.fs import procfs
+
+        def refuse(t) -> bytes:
+            raise Errno(errno.EINVAL)
+
+        def write(t, data: bytes) -> None:
+            self.notify(proto.NOTIFY_USER, bytes(data))
+        procfs.add_root_file(self.kernel, "mconsole", refuse, write, 0o200)
 
     @property
     def hotplug(self) -> HotplugRegistry:
