@@ -66,6 +66,8 @@ class Machine:
     line_defaults: dict = field(default_factory=dict)  # {"con"|"ssl": spec}: con=, ssl=
     root_device: str | None = None   # root=/dev/ubdX: the root filesystem is on that device
     ubd: list = field(default_factory=list)  # raw ubd switches ("ubdb=IMG[,BACKING]"): drivers/ubd.py
+    harddog_nowayout: bool = False   # harddog.nowayout=1: closing /dev/watchdog does not stop it
+    watchdog_helper: list | None = None  # the harddog's host helper (default: our uml_watchdog)
 
     def _printk(self, msg: str) -> None:
         if self.log is not None:
@@ -130,6 +132,7 @@ class Machine:
         k.hotplug.register(LineHotplug(lines, "con", console))
         k.hotplug.register(LineHotplug(lines, "ssl"))
         pty.register(vfs, k)
+        self._misc_devices(k, vfs)
         files = FdTable()
         con = console.open(None, O_RDWR | O_NOCTTY)
         for fd in (0, 1, 2):
@@ -151,6 +154,22 @@ class Machine:
         k.printk(f"Run {self.init[0]} as init process")
         k.start_init(plan, files, fs, creds)
         return k
+
+    def _misc_devices(self, k, vfs) -> None:
+        """/dev/watchdog (harddog) and /dev/hwrng."""
+        from usermode.drivers import hwrng
+        from usermode.drivers.harddog import Harddog
+        self._stop_harddog()
+        self._harddog = Harddog(k, self.mconsole_notify, self.harddog_nowayout,
+                                self.watchdog_helper)
+        self._harddog.register(vfs)
+        hwrng.register(vfs)
+
+    def _stop_harddog(self) -> None:
+        dog = getattr(self, "_harddog", None)
+        self._harddog = None
+        if dog is not None:
+            dog.stop()
 
     def _consoles(self, k):
         """con0 (fds, or the channel of con0=) and the other consoles and serial lines."""
@@ -297,6 +316,7 @@ class Machine:
                 k.console.restore()
                 self._close_lines()
                 self._close_ubd()
+                self._stop_harddog()
             self.halt_reason = k.halt_reason
             if k.halt_reason == "init exited":
                 self._panic(k, f"Attempted to kill init! exitcode=0x{status:08x}")
