@@ -68,6 +68,8 @@ class Machine:
     ubd: list = field(default_factory=list)  # raw ubd switches ("ubdb=IMG[,BACKING]"): drivers/ubd.py
     harddog_nowayout: bool = False   # harddog.nowayout=1: closing /dev/watchdog does not stop it
     watchdog_helper: list | None = None  # the harddog's host helper (default: our uml_watchdog)
+    tty_log_dir: str | None = None   # tty_log_dir=DIR: terminal sessions logged there (ttylog.py)
+    tty_log_fd: int = -1             # tty_log_fd=N: ... or into the host's fd N
 
     def _printk(self, msg: str) -> None:
         if self.log is not None:
@@ -98,6 +100,7 @@ class Machine:
             raise BootError(str(e)) from None
         if getattr(self, "_mc", None) is not None:
             self._mc.attach(k)
+        k.ttylog = self._tty_logger()
         k.mem_bytes = mem
         k.strace = self.strace
         k.ncpus = self.ncpus
@@ -154,6 +157,21 @@ class Machine:
         k.printk(f"Run {self.init[0]} as init process")
         k.start_init(plan, files, fs, creds)
         return k
+
+    def _tty_logger(self):
+        """The instance's tty log (made once, kept across reboots), or None."""
+        logger = getattr(self, "_ttylog", None)
+        if logger is not None or (self.tty_log_dir is None and self.tty_log_fd < 0):
+            return logger
+        from usermode.drivers.ttylog import TtyLogger
+        from usermode.host.logfile import check_fd
+        if self.tty_log_dir is not None and not os.path.isdir(self.tty_log_dir):
+            raise BootError(f"tty_log_dir={self.tty_log_dir}: no such directory")
+        if self.tty_log_fd >= 0 and (why := check_fd(self.tty_log_fd)) is not None:
+            raise BootError(f"tty_log_fd={self.tty_log_fd}: {why}")
+        self._ttylog = TtyLogger(os.path.abspath(self.tty_log_dir) if self.tty_log_dir
+                                 else None, self.tty_log_fd)
+        return self._ttylog
 
     def _misc_devices(self, k, vfs) -> None:
         """/dev/watchdog (harddog) and /dev/hwrng."""

@@ -42,9 +42,12 @@ class Console:
         self.files: weakref.WeakSet[File] = weakref.WeakSet()    # opens, for hot-removal
         self.is_tty = self.channel.is_tty
         self.tty: Tty | None = None
+        self.log = None                 # a terminal logs in its Tty; a plain console here
         if self.is_tty:
             self.tty = Tty(name, self.write, kernel)
             self.tty.rows, self.tty.cols = self.channel.winsize()
+        elif getattr(kernel, "ttylog", None) is not None:
+            self.log = kernel.ttylog.open(name)
         self.channel.on_resize = self._resize
         self.channel.start(kernel.loop, self._input, self._hangup, self._connect)
 
@@ -56,6 +59,8 @@ class Console:
         if self.tty is not None:
             self.tty.receive(data)
             return
+        if self.log is not None:
+            self.log.read(data)
         self.input += data
         self.waitq.notify()
 
@@ -96,6 +101,8 @@ class Console:
         if self.polled and not self.input and not self.eof:
             data = self.channel.read()
             if data:
+                if self.log is not None:
+                    self.log.read(data)
                 self.input += data
             else:
                 self.eof = True
@@ -125,6 +132,10 @@ class Console:
         self.channel.restore()
 
     def close(self) -> None:
+        if self.tty is not None:
+            self.tty.close_log()
+        elif self.log is not None:
+            self.log.close()
         self.channel.restore()
         if not isinstance(self.channel, channels.FdChannel):
             self.channel.close()
@@ -132,6 +143,8 @@ class Console:
             self.channel._stop_reading()
 
     def write(self, data: bytes) -> int:
+        if self.log is not None:
+            self.log.write(data)
         return self.channel.write(data)
 
 
