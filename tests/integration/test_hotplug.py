@@ -71,6 +71,9 @@ def test_ubd_hot_add_query_busy_remove(instance, tmp_path) -> None:
         assert mc(client, sock, "remove", "ubdb") == (1, "ERR Device doesn't exist\n")
     assert mc(REAL, sock, "config", "xyz0=1") == (1, "ERR Bad configuration option\n")
     assert mc(REAL, sock, "remove", "xyz0") == (1, "ERR Bad remove option\n")
+    assert mc(REAL, sock, "remove", "ubd99") == \
+        (1, "ERR Invalid device number - must be between 0 and 15\n")
+    assert mc(REAL, sock, "remove", "ubd?") == (1, "ERR Couldn't parse device number\n")
 
 
 def read_until(fd: int, buf: bytearray, pattern: bytes, timeout: float = 20) -> bytes:
@@ -121,3 +124,22 @@ def test_console_line_hot_add_talk_remove(instance) -> None:
     assert mc(REAL, sock, "config", "con0=null")[1] == "ERR Device is already open\n"
     assert mc(REAL, sock, "config", "con99=null")[1] == "ERR Device number out of range\n"
     assert mc(REAL, sock, "config", "ssl1=bogus:1")[0] == 1
+    assert mc(REAL, sock, "remove", "con64") == \
+        (1, "ERR Invalid device number - must be between 0 and 63\n")
+
+
+def test_getty_on_a_hot_added_serial_line(instance) -> None:
+    """busybox getty runs on a serial line added while the guest runs."""
+    c, sock = instance
+    assert mc(REAL, sock, "config", "ssl1=pts") == (0, "OK \n")
+    path = re.fullmatch(r"OK pts:(/dev/pts/\d+)\n", mc(REAL, sock, "config", "ssl1")[1]).group(1)
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        c.run("setsid getty -n -l /bin/sh 0 ttyS1 &", PROMPT)
+        buf = bytearray()
+        os.write(fd, b"\r")
+        read_until(fd, buf, PROMPT)
+        os.write(fd, b"tty; echo via-getty\r")
+        assert b"\r\n/dev/ttyS1\r\nvia-getty\r\n" in read_until(fd, buf, PROMPT)
+    finally:
+        os.close(fd)

@@ -350,7 +350,9 @@ class LineHotplug:
 
     def remove(self, name: str) -> None:
         from usermode.drivers.hotplug import HotplugError
-        n = self._number(name, "Couldn't parse device number", "Device number out of range")
+        last = (NR_CONSOLES if self.kind == "con" else NR_SERIALS) - 1
+        n = self._number(name, "Couldn't parse device number",
+                         f"Invalid device number - must be between 0 and {last}")
         if not self._is_con0(n) and self.lines.spec((self.kind, n)) is None:
             raise HotplugError("Device doesn't exist")
         self.config(f"{self.kind}{n}", "none")

@@ -429,15 +429,15 @@ class UbdHotplug:
         return next((d for d in self.disks if d.spec.index == index), None)
 
     @staticmethod
-    def _unit(name: str) -> int:
+    def _unit(name: str, out_of_range: str = "ubd_get_config : device number out of "
+              "range") -> int:
         rest = name[len("ubd"):]
         if len(rest) == 1 and "a" <= rest <= "z":
             return ord(rest) - ord("a")
         if rest.isdigit() and int(rest) < MAX_DEV:
             return int(rest)
         from usermode.drivers.hotplug import HotplugError
-        raise HotplugError("ubd_get_config : device number out of range" if rest.isdigit()
-                           else "Couldn't parse device number")
+        raise HotplugError(out_of_range if rest.isdigit() else "Couldn't parse device number")
 
     def config(self, name: str, conf: str) -> None:
         from usermode.drivers.hotplug import HotplugError
@@ -469,7 +469,8 @@ class UbdHotplug:
     def remove(self, name: str) -> None:
         from usermode.drivers.hotplug import HotplugError
         from usermode.fs import procfs
-        disk = self._find(self._unit(name))
+        disk = self._find(self._unit(
+            name, f"Invalid device number - must be between 0 and {MAX_DEV - 1}"))
         if disk is None:
             raise HotplugError("Device doesn't exist")
         if self.busy(disk):
