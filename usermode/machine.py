@@ -178,8 +178,10 @@ class Machine:
         from usermode.drivers import hwrng
         from usermode.drivers.harddog import Harddog
         self._stop_harddog()
-        self._harddog = Harddog(k, self.mconsole_notify, self.harddog_nowayout,
-                                self.watchdog_helper)
+        helper = self.watchdog_helper
+        if helper is None and os.environ.get("USERMODE_WATCHDOG_HELPER"):
+            helper = os.environ["USERMODE_WATCHDOG_HELPER"].split()   # e.g. the real one
+        self._harddog = Harddog(k, self.mconsole_notify, self.harddog_nowayout, helper)
         self._harddog.register(vfs)
         hwrng.register(vfs)
 

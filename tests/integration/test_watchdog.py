@@ -136,3 +136,19 @@ def test_helper_pid_mode_signals_the_target() -> None:
         assert sleeper.wait(10) == -2 and w.wait(10) == 1
     finally:
         sleeper.kill()
+
+
+def test_harddog_drives_the_real_uml_watchdog(tmp_path) -> None:
+    """uml-utilities' helper as the harddog's (USERMODE_WATCHDOG_HELPER): it starts, takes
+    pings, and ends when the device is closed; a reopen starts it again."""
+    if not os.path.exists(REAL):
+        pytest.skip("uml-utilities missing")
+    script = (b"exec 3>/dev/watchdog && echo >&3 && echo >&3 && echo first\n"
+              b"exec 3>&-; sleep 1; exec 3>/dev/watchdog && echo >&3 && echo second\n"
+              b"exec 3>&-; sleep 1; exit 0\n")
+    p = subprocess.run([USERMODE, "quiet", f"uml_dir={tmp_path}", "init=/bin/sh"],
+                       input=script, capture_output=True, timeout=60,
+                       env={**os.environ, "USERMODE_WATCHDOG_HELPER": REAL})
+    assert p.stdout == b"first\nsecond\n", p.stderr
+    left = subprocess.run(["pgrep", "-f", f"{REAL} -pid"], capture_output=True, text=True)
+    assert left.stdout == "", "a helper outlived its close"
