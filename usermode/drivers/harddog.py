@@ -4,7 +4,8 @@ Opening the device starts the host helper (uml_watchdog, usermode/tools/uml_watc
 `-mconsole SOCKET` when the instance has an mconsole=notify: socket (a missed ping then
 sends a "hang" notification there), else `-pid PID` of the kernel process (a missed ping
 kills the instance). Every write() and WDIOC_KEEPALIVE pings it; the helper expects a
-ping every 60 s (see its docstring for the test knob).
+ping every 60 s (see its docstring for the test knob). $USERMODE_WATCHDOG_HELPER names
+another helper, e.g. uml-utilities' /usr/bin/uml_watchdog (Machine.watchdog_helper).
 
 As in UML, a second open is EBUSY and closing the device stops the watchdog. With
 `harddog.nowayout=1` (Linux's WATCHDOG_NOWAYOUT) closing does not stop it, whatever was
