@@ -70,6 +70,9 @@ def test_console_session_logged_and_replayed(tmp_path) -> None:
                     b"echo secret-typed\rstty echo\r"
     listing = subprocess.run([REPLAY, "--list", log], capture_output=True, text=True).stdout
     assert listing.startswith("1\tconsole\t")
+    execs = subprocess.run([REPLAY, "--execs", log], capture_output=True, text=True).stdout
+    # init's respawned shell, then the one command ash really executes (stty runs inside)
+    assert [line.split("\t")[2] for line in execs.splitlines()] == ["-/bin/sh", "sleep 2"]
 
 
 def test_plain_console_into_an_fd(tmp_path) -> None:

@@ -11,7 +11,8 @@ native byte order, 40 bytes, each followed by `len` bytes of data:
     unsigned long sec; unsigned long usec;
 
 what: 1 open (data: the terminal's name, e.g. "pts/0" or "tty1" — UML put a pointer
-here), 2 close (no data), 3 write (the bytes). direction (write records): 1 read = typed
+here), 2 close (no data), 3 write (the bytes), 4 exec (a program its session started:
+the arguments, each NUL-terminated). direction (write records): 1 read = typed
 on the terminal (what the line discipline received, so passwords typed without echo too),
 2 write = shown on it (program output and echo, after output processing).
 usermode/tools/tty_replay.py plays a log back.
@@ -82,6 +83,12 @@ class TtyLog:
     def write(self, data: bytes) -> None:
         if data and not self.closed:
             self.emit(TTY_LOG_WRITE, TTY_WRITE, bytes(data))
+
+    def exec(self, argv: list[bytes]) -> None:
+        """A program started by a process of this terminal: its arguments, each
+        NUL-terminated (UML's log_exec)."""
+        if not self.closed:
+            self.emit(TTY_LOG_EXEC, 0, b"".join(a + b"\0" for a in argv))
 
     def close(self) -> None:
         if not self.closed:

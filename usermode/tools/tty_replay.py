@@ -1,12 +1,13 @@
 """tty_replay: play back a usermode (or UML) tty log, with its original timing.
 
-    tty_replay [--fast] [--speed X] [--max-delay S] [--input] [--tty ID] [--list] LOG...
+    tty_replay [--fast] [--speed X] [--max-delay S] [--input] [--tty ID] [--list|--execs] LOG...
 
 LOG is a file written with tty_log_dir= (one terminal) or tty_log_fd= (all of them);
 the format is in docs/ttylog.md. What the terminal showed is written to stdout, waiting
 between records as long as the session did (divided by --speed, each wait at most
 --max-delay seconds, none with --fast). --input shows what was typed instead; --tty
-picks one terminal of a shared log; --list prints the terminals a log holds.
+picks one terminal of a shared log; --list prints the terminals a log holds, --execs the
+programs started on them (time, terminal, arguments).
 """
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--input", action="store_true", help="show what was typed")
     ap.add_argument("--tty", type=int, help="only this terminal (see --list)")
     ap.add_argument("--list", action="store_true", help="list the terminals in the logs")
+    ap.add_argument("--execs", action="store_true", help="list the programs started")
     args = ap.parse_args(argv)
     if args.speed <= 0 or args.max_delay < 0:
         ap.error("--speed must be positive and --max-delay not negative")
@@ -85,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         for tty, name in sorted(names(records).items()):
             n = sum(len(r.data) for r in records if r.tty == tty and r.what == ttylog.TTY_LOG_WRITE)
             print(f"{tty}\t{name}\t{n} bytes")
+        return 0
+    if args.execs:
+        for r in records:
+            if r.what == ttylog.TTY_LOG_EXEC and args.tty in (None, r.tty):
+                words = r.data.rstrip(b"\0").split(b"\0")
+                print(f"{r.time:.6f}\t{r.tty}\t" + " ".join(w.decode(errors="replace")
+                                                         for w in words))
         return 0
     direction = ttylog.TTY_READ if args.input else ttylog.TTY_WRITE
     try:
