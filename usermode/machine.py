@@ -331,6 +331,9 @@ class Machine:
                 raise
             try:
                 status = k.run()
+            except Exception as e:        # a kernel bug: a panic the notify socket hears of
+                self._panic(k, f"usermode: {type(e).__name__}: {e}")
+                raise
             finally:
                 k.shutdown()
                 k.console.restore()

@@ -51,3 +51,26 @@ def test_no_proc_mconsole_without_notify(tmp_path) -> None:
     p = subprocess.run([USERMODE, "quiet", f"uml_dir={tmp_path}", "init=/bin/sh"],
                        input=b"ls /proc/mconsole 2>&1\n", capture_output=True, timeout=60)
     assert p.stdout == b"ls: /proc/mconsole: No such file or directory\n"
+
+
+def test_kernel_error_is_a_panic_notification(tmp_path, monkeypatch) -> None:
+    import pytest
+    from usermode.kernel.kernel import Kernel
+    from usermode.machine import Machine
+    from usermode.tools.busybox_root import default_root
+
+    def broken(self) -> int:
+        raise RuntimeError("boom")
+    monkeypatch.setattr(Kernel, "run", broken)
+    note = tmp_path / "n.sock"
+    listener = listen(note)
+    try:
+        m = Machine(root=default_root(), init=["/bin/true"], uml_dir=str(tmp_path / "uml"),
+                    mconsole_notify=str(note))
+        with pytest.raises(RuntimeError):
+            m.run()
+        assert proto.parse_notify(listener.recv(4096))[0] == proto.NOTIFY_SOCKET
+        assert proto.parse_notify(listener.recv(4096)) == (
+            proto.NOTIFY_PANIC, b"usermode: RuntimeError: boom\0")
+    finally:
+        listener.close()
