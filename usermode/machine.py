@@ -80,7 +80,7 @@ class Machine:
     def boot(self):
         """Build the kernel and start init; returns the kernel (call .run() on it)."""
         from usermode.drivers import pty
-        from usermode.drivers.console import LineHotplug
+        from usermode.drivers.line_hotplug import LineHotplug
         from usermode.drivers.hotplug import HotplugRegistry
         from usermode.fs import procfs, sysfs
         from usermode.fs.fdtable import FdTable
