@@ -22,6 +22,10 @@ Switches (as in User-Mode Linux):
   ubd<N><FLAGS>=FILE[,BACKING]   block device /dev/ubdN (N a-z or 0-15) on host image
                    FILE, a COW file over BACKING if given; flags r read-only,
                    s synchronous, d data only (no COW), c shared (no lock)
+  tty_log_dir=DIR  log every guest terminal's input and output, one file per terminal
+  tty_log_fd=N     ... or all into the host's fd N (format: docs/ttylog.md; tty_replay)
+  harddog.nowayout=1   closing /dev/watchdog does not stop the watchdog (its host
+                   helper uml_watchdog; $USERMODE_WATCHDOG_TIMEOUT: seconds, default 60)
   hostfs=DIR       let the guest `mount -t hostfs none /mnt -o SUBDIR` below DIR
   quiet            do not print the kernel log
   --help, --version, --showconfig, --syscalls
@@ -117,6 +121,18 @@ def boot_main(argv: list[str]) -> int:
             except UbdError as e:
                 raise BootError(str(e)) from None
             ubd.append(a)
+        elif key == "tty_log_dir":
+            if not val:
+                raise BootError(f"{a}: expected tty_log_dir=DIR")
+            mc["tty_log_dir"] = val
+        elif key == "tty_log_fd":
+            if not val.isdigit():
+                raise BootError(f"{a}: expected tty_log_fd=N (an open host file descriptor)")
+            mc["tty_log_fd"] = int(val)
+        elif key == "harddog.nowayout":
+            if val not in ("0", "1"):
+                raise BootError(f"{a}: expected harddog.nowayout=0 or 1")
+            mc["harddog_nowayout"] = val == "1"
         elif key == "eth0":
             pass
         else:

@@ -66,6 +66,10 @@ class Machine:
     line_defaults: dict = field(default_factory=dict)  # {"con"|"ssl": spec}: con=, ssl=
     root_device: str | None = None   # root=/dev/ubdX: the root filesystem is on that device
     ubd: list = field(default_factory=list)  # raw ubd switches ("ubdb=IMG[,BACKING]"): drivers/ubd.py
+    harddog_nowayout: bool = False   # harddog.nowayout=1: closing /dev/watchdog does not stop it
+    watchdog_helper: list | None = None  # the harddog's host helper (default: our uml_watchdog)
+    tty_log_dir: str | None = None   # tty_log_dir=DIR: terminal sessions logged there (ttylog.py)
+    tty_log_fd: int = -1             # tty_log_fd=N: ... or into the host's fd N
 
     def _printk(self, msg: str) -> None:
         if self.log is not None:
@@ -76,6 +80,8 @@ class Machine:
     def boot(self):
         """Build the kernel and start init; returns the kernel (call .run() on it)."""
         from usermode.drivers import pty
+        from usermode.drivers.line_hotplug import LineHotplug
+        from usermode.drivers.hotplug import HotplugRegistry
         from usermode.fs import procfs, sysfs
         from usermode.fs.fdtable import FdTable
         from usermode.fs.file import O_NOCTTY, O_RDWR
@@ -94,6 +100,7 @@ class Machine:
             raise BootError(str(e)) from None
         if getattr(self, "_mc", None) is not None:
             self._mc.attach(k)
+        k.ttylog = self._tty_logger()
         k.mem_bytes = mem
         k.strace = self.strace
         k.ncpus = self.ncpus
@@ -108,6 +115,7 @@ class Machine:
         k.cmdline = self.cmdline
         procfs.register(vfs, k)
         sysfs.register(vfs, k)
+        k.hotplug = HotplugRegistry()
         self._attach_ubd(k, vfs)
         if self.hostfs is not None:
             if not os.path.isdir(self.hostfs):
@@ -124,7 +132,10 @@ class Machine:
         vfs.register_chrdev(5, 0, self._dev_tty, "tty")
         vfs.register_chrdev(4, 0, console.open, "tty0")
         lines.register(vfs)
+        k.hotplug.register(LineHotplug(lines, "con", console))
+        k.hotplug.register(LineHotplug(lines, "ssl"))
         pty.register(vfs, k)
+        self._misc_devices(k, vfs)
         files = FdTable()
         con = console.open(None, O_RDWR | O_NOCTTY)
         for fd in (0, 1, 2):
@@ -146,6 +157,39 @@ class Machine:
         k.printk(f"Run {self.init[0]} as init process")
         k.start_init(plan, files, fs, creds)
         return k
+
+    def _tty_logger(self):
+        """The instance's tty log (made once, kept across reboots), or None."""
+        logger = getattr(self, "_ttylog", None)
+        if logger is not None or (self.tty_log_dir is None and self.tty_log_fd < 0):
+            return logger
+        from usermode.drivers.ttylog import TtyLogger
+        from usermode.host.logfile import check_fd
+        if self.tty_log_dir is not None and not os.path.isdir(self.tty_log_dir):
+            raise BootError(f"tty_log_dir={self.tty_log_dir}: no such directory")
+        if self.tty_log_fd >= 0 and (why := check_fd(self.tty_log_fd)) is not None:
+            raise BootError(f"tty_log_fd={self.tty_log_fd}: {why}")
+        self._ttylog = TtyLogger(os.path.abspath(self.tty_log_dir) if self.tty_log_dir
+                                 else None, self.tty_log_fd)
+        return self._ttylog
+
+    def _misc_devices(self, k, vfs) -> None:
+        """/dev/watchdog (harddog) and /dev/hwrng."""
+        from usermode.drivers import hwrng
+        from usermode.drivers.harddog import Harddog
+        self._stop_harddog()
+        helper = self.watchdog_helper
+        if helper is None and os.environ.get("USERMODE_WATCHDOG_HELPER"):
+            helper = os.environ["USERMODE_WATCHDOG_HELPER"].split()   # e.g. the real one
+        self._harddog = Harddog(k, self.mconsole_notify, self.harddog_nowayout, helper)
+        self._harddog.register(vfs)
+        hwrng.register(vfs)
+
+    def _stop_harddog(self) -> None:
+        dog = getattr(self, "_harddog", None)
+        self._harddog = None
+        if dog is not None:
+            dog.stop()
 
     def _consoles(self, k):
         """con0 (fds, or the channel of con0=) and the other consoles and serial lines."""
@@ -196,9 +240,9 @@ class Machine:
         self._ubd_opened = None
         if opened is None:
             self._close_ubd()
-        if self.ubd:
-            from usermode.drivers import ubd
-            self._ubd_disks = ubd.attach(k, vfs, list(self.ubd), opened)
+        from usermode.drivers import ubd
+        self._ubd_disks = ubd.attach(k, vfs, list(self.ubd), opened) if self.ubd else []
+        k.hotplug.register(ubd.UbdHotplug(k, vfs, self._ubd_disks))
 
     def _close_ubd(self) -> None:
         disks = getattr(self, "_ubd_disks", None) or []
@@ -267,6 +311,14 @@ class Machine:
                 self._mc.close()
                 self._mc = None
 
+    def _panic(self, k, message: str) -> None:
+        """What Linux does when init exits: panic, which the mconsole notifier reports
+        to the notify socket as a "panic" notification (UML's notify_panic)."""
+        from usermode.drivers import mconsole_proto as proto
+        k.printk(f"Kernel panic - not syncing: {message}")
+        if self._mc is not None:
+            self._mc.send_notification(proto.NOTIFY_PANIC, message + "\0")
+
     def _run_boots(self) -> int:
         """Boot, run until init exits or the guest halts; returns a shell-style status.
         A guest `reboot` boots the machine again, as UML does."""
@@ -279,6 +331,9 @@ class Machine:
                 raise
             try:
                 status = k.run()
+            except Exception as e:        # a kernel bug: a panic the notify socket hears of
+                self._panic(k, f"usermode: {type(e).__name__}: {e}")
+                raise
             finally:
                 k.shutdown()
                 if k.vfs is not None:
@@ -286,7 +341,10 @@ class Machine:
                 k.console.restore()
                 self._close_lines()
                 self._close_ubd()
+                self._stop_harddog()
             self.halt_reason = k.halt_reason
+            if k.halt_reason == "init exited":
+                self._panic(k, f"Attempted to kill init! exitcode=0x{status:08x}")
             if k.halt_reason != "reboot":
                 break
         if k.halt_reason in ("halt", "poweroff", "reboot"):

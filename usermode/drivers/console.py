@@ -8,6 +8,7 @@ under `usermode run` matches the same program run natively with the same redirec
 from __future__ import annotations
 
 import errno
+import weakref
 from typing import TYPE_CHECKING
 
 from usermode.drivers.tty import SIGWINCH, Tty, TtyFile
@@ -38,11 +39,15 @@ class Console:
         self.eof = self.channel.fileno() < 0 and not isinstance(self.channel,
                                                                 channels.PortChannel)
         self.waitq = WaitQueue()
+        self.files: weakref.WeakSet[File] = weakref.WeakSet()    # opens, for hot-removal
         self.is_tty = self.channel.is_tty
         self.tty: Tty | None = None
+        self.log = None                 # a terminal logs in its Tty; a plain console here
         if self.is_tty:
             self.tty = Tty(name, self.write, kernel)
             self.tty.rows, self.tty.cols = self.channel.winsize()
+        elif getattr(kernel, "ttylog", None) is not None:
+            self.log = kernel.ttylog.open(name)
         self.channel.on_resize = self._resize
         self.channel.start(kernel.loop, self._input, self._hangup, self._connect)
 
@@ -54,6 +59,8 @@ class Console:
         if self.tty is not None:
             self.tty.receive(data)
             return
+        if self.log is not None:
+            self.log.read(data)
         self.input += data
         self.waitq.notify()
 
@@ -94,6 +101,8 @@ class Console:
         if self.polled and not self.input and not self.eof:
             data = self.channel.read()
             if data:
+                if self.log is not None:
+                    self.log.read(data)
                 self.input += data
             else:
                 self.eof = True
@@ -105,17 +114,28 @@ class Console:
             # getty) waits for the next client on a fresh line
             self._connect()
         if self.tty is not None:
-            f = TtyFile(self.tty, flags, self.path)
+            f: File = TtyFile(self.tty, flags, self.path)
             if t is not None and hasattr(t, "process") and not flags & O_NOCTTY:
                 f.attach_ctty(t)
-            return f
-        return ConsoleFile(self, flags)
+        else:
+            f = ConsoleFile(self, flags)
+        self.files.add(f)
+        return f
+
+    @property
+    def in_use(self) -> bool:
+        """Open in some fd table (UML's line->port.count)."""
+        return any(f.refs > 0 for f in self.files)
 
     def restore(self) -> None:
         """Give the host terminal back as we found it."""
         self.channel.restore()
 
     def close(self) -> None:
+        if self.tty is not None:
+            self.tty.close_log()
+        elif self.log is not None:
+            self.log.close()
         self.channel.restore()
         if not isinstance(self.channel, channels.FdChannel):
             self.channel.close()
@@ -123,6 +143,8 @@ class Console:
             self.channel._stop_reading()
 
     def write(self, data: bytes) -> int:
+        if self.log is not None:
+            self.log.write(data)
         return self.channel.write(data)
 
 
@@ -188,11 +210,23 @@ class Lines:
         return open_line
 
     def register(self, vfs) -> None:
+        self.vfs = vfs
         for n in range(1, NR_CONSOLES):
-            vfs.register_chrdev(4, n, self.opener("con", n), f"tty{n}", 0o620)
+            self.register_node(("con", n))
         nserial = max([4] + [n + 1 for k, n in self.specs if k == "ssl"])
         for n in range(min(nserial, NR_SERIALS)):
-            vfs.register_chrdev(4, 64 + n, self.opener("ssl", n), f"ttyS{n}", 0o660)
+            self.register_node(("ssl", n))
+
+    def register_node(self, key: tuple[str, int]) -> None:
+        kind, n = key
+        _, dev, base = LINE_KINDS[kind]
+        self.vfs.register_chrdev(4, base + n, self.opener(kind, n), f"{dev}{n}",
+                                 0o620 if kind == "con" else 0o660)
+
+    def deactivate(self, key: tuple[str, int]) -> None:
+        line = self.lines.pop(key, None)
+        if line is not None:
+            line.close()
 
     def close(self) -> None:
         for line in self.lines.values():
@@ -240,4 +274,3 @@ class ConsoleFile(File):
         if c.eof and not c.is_tty:
             mask |= POLLHUP
         return mask
-

@@ -7,10 +7,12 @@ Machine wires it to the kernel loop with attach(). `stop` freezes the whole inst
 """
 from __future__ import annotations
 
+import errno
 import signal
 from typing import Callable
 
 from usermode.drivers import mconsole_proto as proto
+from usermode.drivers.hotplug import HotplugError, HotplugRegistry
 from usermode.host import ptrace as pt
 from usermode.kernel import task as ts
 from usermode.kernel.errors import Errno
@@ -44,10 +46,12 @@ class MConsole:
     """One instance's mconsole: commands in, replies out through `send(addr, bytes)`."""
 
     def __init__(self, kernel, send: Callable[[object, bytes], bool],
-                 devices: dict | None = None) -> None:
+                 notify: Callable[[int, bytes], bool] | None = None) -> None:
         self.kernel = kernel
         self.send = send
-        self.devices = devices if devices is not None else {}   # name -> device (later)
+        self.notify = notify
+        if notify is not None:
+            self.add_proc_mconsole()
         self.requests = 0
         self.commands: dict[str, Callable[[proto.Request, str], None]] = {
             "version": self.do_version, "help": self.do_help, "halt": self.do_halt,
@@ -56,6 +60,24 @@ class MConsole:
             "go": self.do_go, "log": self.do_log, "proc": self.do_proc,
             "stack": self.do_stack,
         }
+
+    def add_proc_mconsole(self) -> None:
+        """/proc/mconsole (write-only, as UML makes it with a notify socket): what a guest
+        writes there reaches the listener as a "user" notification."""
+        from usermode.fs import procfs
+
+        def refuse(t) -> bytes:
+            raise Errno(errno.EINVAL)
+
+        def write(t, data: bytes) -> None:
+            self.notify(proto.NOTIFY_USER, bytes(data))
+        procfs.add_root_file(self.kernel, "mconsole", refuse, write, 0o200)
+
+    @property
+    def hotplug(self) -> HotplugRegistry:
+        """The booted kernel's device registry (an empty one before the devices exist)."""
+        reg = getattr(self.kernel, "hotplug", None)
+        return reg if reg is not None else HotplugRegistry()
 
     # ---- the transport side
     def datagram(self, data: bytes, origin) -> None:
@@ -171,24 +193,35 @@ class MConsole:
         return b"".join(out)
 
     def do_config(self, req, arg: str) -> None:
-        name = arg.partition("=")[0].strip()
-        if not name:
+        """config DEV=CONF adds/changes a device, config DEV queries it (UML's replies:
+        "" on success, the driver's error text with err=1 on failure)."""
+        name, eq, conf = arg.partition("=")
+        name = name.strip()
+        driver = self.hotplug.find(name) if name else None
+        if driver is None:
             self.reply(req, "Bad configuration option", err=1)
             return
-        dev = self.devices.get(name)
-        if dev is None:
-            self.reply(req, f"Bad configuration option: {name}: device hotplug is not "
-                       "supported yet", err=1)
-            return
-        self.reply(req, "not supported yet", err=1)
+        try:
+            if eq:
+                driver.config(name, conf.strip())
+                self.reply(req, "")
+            else:
+                self.reply(req, driver.query(name))
+        except HotplugError as e:
+            self.reply(req, str(e), err=1)
 
     def do_remove(self, req, arg: str) -> None:
         name = arg.strip()
-        if not name or name not in self.devices:
-            self.reply(req, f"Bad remove option: {name}: device hotplug is not supported "
-                       "yet", err=1)
+        driver = self.hotplug.find(name) if name else None
+        if driver is None:
+            self.reply(req, "Bad remove option", err=1)
             return
-        self.reply(req, "not supported yet", err=1)
+        try:
+            driver.remove(name)
+        except HotplugError as e:
+            self.reply(req, str(e), err=1)
+            return
+        self.reply(req, "")
 
     def do_sysrq(self, req, arg: str) -> None:
         letter = arg[:1]

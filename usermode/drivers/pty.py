@@ -79,6 +79,7 @@ class PtyPair:
     def maybe_free(self) -> None:
         if not self.master_open and self.slave_opens == 0:
             self.driver.pairs.pop(self.index, None)
+            self.tty.close_log()
 
 
 class PtyMaster(File):

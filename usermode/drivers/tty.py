@@ -58,6 +58,12 @@ class Tty:
         self.hung_up = False
         self.generation = 0              # bumped when a hung-up line is reopened
         self.lnext = False
+        logger = getattr(kernel, "ttylog", None)     # tty_log_dir= / tty_log_fd=
+        self.log = logger.open(name) if logger is not None else None
+
+    def close_log(self) -> None:
+        if self.log is not None:
+            self.log.close()
 
     # -- termios accessors
     @property
@@ -79,6 +85,8 @@ class Tty:
     def output(self, data: bytes) -> None:
         if self.oflag & OPOST and self.oflag & ONLCR and b"\n" in data:
             data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if self.log is not None:
+            self.log.write(data)
         self.driver_write(data)
 
     def _echo(self, data: bytes) -> None:
@@ -97,6 +105,8 @@ class Tty:
     # -- input
     def receive(self, data: bytes) -> None:
         """Bytes typed on the terminal."""
+        if self.log is not None:
+            self.log.read(data)
         for b in data:
             self._receive_byte(b)
         self.waitq.notify()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import struct
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -135,6 +136,7 @@ class UbdDisk:
         self.reads = self.rsectors = self.rms = 0
         self.writes = self.wsectors = self.wms = 0
         self.flushes = self.fms = 0
+        self.files: weakref.WeakSet[UbdFile] = weakref.WeakSet()   # opens, for remove
         self._open()
 
     def _open(self) -> None:
@@ -259,7 +261,14 @@ class UbdDisk:
                 self.flushes, self.fms]
 
     def open(self, t: "Task | None", flags: int) -> "UbdFile":
-        return UbdFile(self, flags)
+        f = UbdFile(self, flags)
+        self.files.add(f)
+        return f
+
+    @property
+    def open_count(self) -> int:
+        """Files of this disk still in some fd table (UML's ubd_dev->count)."""
+        return sum(1 for f in self.files if f.refs > 0)
 
     def close(self) -> None:
         for f in (self.cow, self.plain):
@@ -402,3 +411,72 @@ def register(kernel, vfs, disks: list[UbdDisk]) -> list[UbdDisk]:
         vfs.register_blkdev(UBD_MAJOR, d.spec.minor, d.open, d.name, 0o660)
         procfs.add_disk(kernel, d.name, UBD_MAJOR, d.spec.minor, d.size >> 10, d.stats)
     return disks
+
+
+class UbdHotplug:
+    """mconsole `config ubdb=FILE[,BACKING]`, `config ubdb`, `remove ubdb` (UML's
+    ubd_config / ubd_get_config / ubd_remove). `disks` is the machine's list of open
+    devices, which it closes at shutdown."""
+
+    prefix = "ubd"
+
+    def __init__(self, kernel, vfs, disks: list[UbdDisk]) -> None:
+        self.kernel = kernel
+        self.vfs = vfs
+        self.disks = disks
+
+    def _find(self, index: int) -> UbdDisk | None:
+        return next((d for d in self.disks if d.spec.index == index), None)
+
+    @staticmethod
+    def _unit(name: str, out_of_range: str = "ubd_get_config : device number out of "
+              "range") -> int:
+        rest = name[len("ubd"):]
+        if len(rest) == 1 and "a" <= rest <= "z":
+            return ord(rest) - ord("a")
+        if rest.isdigit() and int(rest) < MAX_DEV:
+            return int(rest)
+        from usermode.drivers.hotplug import HotplugError
+        raise HotplugError(out_of_range if rest.isdigit() else "Couldn't parse device number")
+
+    def config(self, name: str, conf: str) -> None:
+        from usermode.drivers.hotplug import HotplugError
+        try:
+            spec = parse(f"{name}={conf}")
+        except UbdError as e:
+            raise HotplugError(str(e)) from None
+        if self._find(spec.index) is not None:
+            raise HotplugError("Device already configured")
+        try:
+            disk = UbdDisk(spec)
+        except (UbdError, cow.CowError, BlockFileError, OSError) as e:
+            raise HotplugError(f"{spec.name}: {e}") from None
+        register(self.kernel, self.vfs, [disk])
+        self.disks.append(disk)
+
+    def query(self, name: str) -> str:
+        disk = self._find(self._unit(name))
+        if disk is None:
+            return ""
+        s = disk.spec
+        return s.file + (f",{s.backing}" if s.backing else "")
+
+    def busy(self, disk: UbdDisk) -> bool:
+        """Open by a guest file or mounted (the kernel holds a mounted disk open)."""
+        dev = (UBD_MAJOR << 8) | disk.spec.minor
+        return disk.open_count > 0 or any(m.sb.dev == dev for m in self.vfs.mounts)
+
+    def remove(self, name: str) -> None:
+        from usermode.drivers.hotplug import HotplugError
+        from usermode.fs import procfs
+        disk = self._find(self._unit(
+            name, f"Invalid device number - must be between 0 and {MAX_DEV - 1}"))
+        if disk is None:
+            raise HotplugError("Device doesn't exist")
+        if self.busy(disk):
+            raise HotplugError("Device is currently open")
+        self.vfs.devices.unregister(True, UBD_MAJOR, disk.spec.minor, disk.name)
+        procfs.remove_disk(self.kernel, disk.name)
+        self.disks.remove(disk)
+        disk.close()
+        self.kernel.printk(f"{disk.name}: removed")

@@ -97,6 +97,7 @@ class DevFS(TmpFS):
         for name, (block, dev, mode) in list(devices.names.items()):
             self.add_node(name, block, dev, mode)
         devices.listeners.append(self.add_node)
+        devices.removers.append(self.remove_node)
 
     def add_node(self, name: str, block: bool, dev: int, mode: int) -> None:
         """Make /dev/<name> (subdirectories such as "input/event0" are created)."""
@@ -114,3 +115,16 @@ class DevFS(TmpFS):
             d.unlink(parts[-1])
         if parts[-1] not in d.entries:
             d.mknod(parts[-1], (S_IFBLK if block else S_IFCHR) | (mode & 0o7777), dev, 0, 0)
+
+    def remove_node(self, name: str) -> None:
+        """Drop /dev/<name> (a hot-removed device)."""
+        *dirs, last = name.encode().split(b"/")
+        d = self.root
+        for p in dirs:
+            d = d.entries.get(p) if isinstance(d, TmpInode) else None
+            if d is None:
+                return
+        assert isinstance(d, TmpInode)
+        node = d.entries.get(last)
+        if node is not None and not node.is_dir:
+            d.unlink(last)

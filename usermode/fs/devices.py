@@ -23,6 +23,7 @@ class DeviceRegistry:
         # nodes devfs shows: name -> (is_block, dev, mode)
         self.names: dict[str, tuple[bool, int, int]] = {}
         self.listeners: list[Callable[[str, bool, int, int], None]] = []
+        self.removers: list[Callable[[str], None]] = []     # devfs drops hot-removed nodes
 
     def _register(self, table: dict[int, Opener], block: bool, major: int, minor: int,
                   opener: Opener, name: str | None, mode: int) -> None:
@@ -43,3 +44,10 @@ class DeviceRegistry:
 
     def opener(self, block: bool, rdev: int) -> Opener | None:
         return (self.blk if block else self.chr).get(rdev)
+
+    def unregister(self, block: bool, major: int, minor: int, name: str | None = None) -> None:
+        """A hot-removed device: opens of its number fail (ENXIO), its node goes away."""
+        (self.blk if block else self.chr).pop(makedev(major, minor), None)
+        if name and self.names.pop(name, None) is not None:
+            for cb in self.removers:
+                cb(name)

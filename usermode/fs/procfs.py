@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 from usermode import __version__
 from usermode.fs.inode import Dentry, FileSystem, Inode, Mount, Path
 from usermode.fs.pipe import PIPEFS_DEV, PipeFile
-from usermode.fs.procfs_base import Dir, GenFile, Link, ProcState, PseudoFS, Render, proc_state
+from usermode.fs.procfs_base import (Dir, GenFile, Link, ProcState, PseudoFS, Render, Writer,
+                                     proc_state)
 from usermode.fs.procfs_pid import PidDir, mount_lines
 from usermode.fs.procfs_sys import build_sys
 from usermode.fs.procfs_task import HZ, live_thread, ticks
@@ -52,6 +53,17 @@ def add_disk(kernel, name: str, major_: int, minor_: int, kib: int,
     """List a block device in /proc/partitions and /proc/diskstats (stats: the 17
     diskstats counters, reads completed first)."""
     proc_state(kernel).disks[name] = (major_, minor_, kib, stats or (lambda: ()))
+
+
+def remove_disk(kernel, name: str) -> None:
+    """A hot-removed block device leaves /proc/partitions and /proc/diskstats."""
+    proc_state(kernel).disks.pop(name, None)
+
+
+def add_root_file(kernel, name: str, render: Render, writer: Writer | None = None,
+                  mode: int = 0o444) -> None:
+    """Add /proc/<name> for proc mounts made from now on (a driver's file)."""
+    proc_state(kernel).extra[name] = (render, writer, mode)
 
 
 def add_net_file(kernel, name: str, render: Render) -> None:
@@ -170,6 +182,8 @@ class ProcFS(PseudoFS):
         }
         for name, render in files.items():
             root.add(name, GenFile(self, render))
+        for name, (render, writer, mode) in self.state.extra.items():
+            root.add(name, GenFile(self, render, mode, writer))
         root.add("sys", build_sys(self))
 
     # -- system-wide files

@@ -248,6 +248,8 @@ class ProcState:
         # name -> (major, minor, size in 1K blocks, stats() -> 17 diskstats counters)
         self.disks: dict[str, tuple[int, int, int, Callable[[], Sequence[int]]]] = {}
         self.net: dict[bytes, Render] = {}            # /proc/<pid>/net/<name>
+        # name -> (render, writer, mode): files drivers add at the top (/proc/mconsole)
+        self.extra: dict[str, tuple[Render, Writer | None, int]] = {}
         self.load = [0.0, 0.0, 0.0, -1.0]              # 1/5/15-minute loads, when sampled
         self.cpu_seen = [0, 0]                         # user/system ticks ever reported
         self.boot_id = uuid_text(secrets.token_bytes(16))

@@ -497,7 +497,7 @@ def relay(path: str) -> int:
             events.restore_mode(0, saved)
 
 
-SPECS = "fd:N, fd:IN,fd:OUT, null, pty, port:N, xterm"
+SPECS = "fd:N, fd:IN,fd:OUT, null, pty, pts, port:N, xterm"
 
 
 def check_spec(spec: str) -> None:
@@ -523,10 +523,10 @@ def make(spec: str, title: str, dry_run: bool = False) -> Channel | None:
         elif kind == "port":
             if not arg.isdigit() or not 0 < int(arg) < 65536:
                 raise ChannelError(f"port channel needs a port number 1-65535: {p!r}")
-        elif kind in ("pty", "xterm"):
+        elif kind in ("pty", "pts", "xterm"):     # pts: UML's name for a devpts pty
             if arg:
                 raise ChannelError(f"{kind} channel takes no argument: {p!r}")
-        elif kind in ("pts", "tty", "file"):
+        elif kind in ("tty", "file"):
             raise ChannelError(f"the {kind} channel is not supported (use {SPECS})")
         else:
             raise ChannelError(f"unknown channel type {kind!r} (use {SPECS})")
@@ -554,7 +554,7 @@ def make(spec: str, title: str, dry_run: bool = False) -> Channel | None:
         if fds == [-1, -1]:
             return NullChannel()
         return FdChannel(fds[0], fds[1])
-    if kind == "pty":
+    if kind in ("pty", "pts"):
         return PtyChannel()
     if kind == "port":
         return PortChannel(int(arg))

@@ -73,13 +73,20 @@ class EventLoop:
                 except OSError:
                     pass
 
-    def poll_fds(self) -> None:
-        if not self.handlers:
-            return
-        for fd, _ in self.ep.poll(0):
-            cb = self.handlers.get(fd)
-            if cb:
-                cb(fd)
+    def poll_fds(self, rounds: int = 4) -> None:
+        """Serve the ready fds. Again while some stay ready: one SIGIO can stand for data
+        and the end of file together (a pipe's writer wrote and left), and no signal
+        comes for the end after the data was read."""
+        for _ in range(rounds):
+            if not self.handlers:
+                return
+            ready = self.ep.poll(0)
+            if not ready:
+                return
+            for fd, _ in ready:
+                cb = self.handlers.get(fd)
+                if cb:
+                    cb(fd)
 
     def wait(self, timeout: float | None) -> None:
         """Block until a tracee stops, a host fd has input, or timeout seconds pass."""

@@ -217,15 +217,22 @@ class MconsoleHost:
         """Serve mconsole on this kernel's loop (each boot has its own kernel)."""
         from usermode.drivers import mconsole_proto as proto
         from usermode.drivers.mconsole import MConsole
-        self.console = MConsole(kernel, self.sock.send)
+        self.console = MConsole(kernel, self.sock.send,
+                                self.send_notification if self.notify else None)
         kernel.mconsole = self.console
         kernel.printk(f"mconsole (version {proto.VERSION}) initialized on {self.path}")
         kernel.loop.add_reader(self.sock.fileno(), self._readable)
         if self.notify and not self.notified:
             self.notified = True
-            if not send_notify(self.notify, proto.build_notify(proto.NOTIFY_SOCKET,
-                                                               self.path + "\0")):
+            if not self.send_notification(proto.NOTIFY_SOCKET, self.path + "\0"):
                 kernel.printk(f"mconsole: could not notify {self.notify}")
+
+    def send_notification(self, kind: int, data: str | bytes) -> bool:
+        """One notification to the mconsole=notify:SOCKET listener (False: none or gone)."""
+        from usermode.drivers import mconsole_proto as proto
+        if not self.notify:
+            return False
+        return send_notify(self.notify, proto.build_notify(kind, data))
 
     def _readable(self, fd: int) -> None:
         while True:

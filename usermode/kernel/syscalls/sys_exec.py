@@ -94,6 +94,9 @@ def do_execve(t: Task, dirfd: int, pathp: int, argvp: int, envpp: int, flags: in
     if sum(len(a) + 9 for a in argv) + sum(len(e) + 9 for e in envp) > ARG_MAX:
         raise Errno(errno.E2BIG)
     plan = prepare(t, dirfd, filename, argv, envp, flags)
+    ctty = t.process.ctty
+    if ctty is not None and ctty.log is not None:        # tty_log_dir=: UML's log_exec
+        ctty.log.exec(argv)
     # Point of no return is the host's execve of the stub: write its path and an argv
     # into dead stack space below the red zone, and let the rewritten call run.
     r = t.regs.r
