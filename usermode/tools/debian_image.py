@@ -21,18 +21,21 @@ from usermode.tools.busybox_root import cache_dir
 
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
-VERSION = "1"       # bump when the image layout changes
+VERSION = "2"       # bump when the image layout changes
 PACKAGES = ("python3", "python3-venv", "gcc", "libc6-dev", "make", "procps", "sysvinit-core",
             "login", "passwd", "less", "vim-tiny", "bsdutils", "util-linux", "file")
 STAMP = "usermode-debian-stamp"
 ROOT_PASSWORD = "root"
 # sysvinit on the usermode console: a getty on /dev/console, no rc scripts
-# beyond mounting the kernel filesystems (they would try to manage hardware).
+# beyond mounting the kernel filesystems (they would try to manage hardware);
+# runlevels 0 and 6 end in reboot(2), so `poweroff` and `reboot` halt the machine.
 INITTAB = """\
 # usermode inittab: one getty on the console
 id:2:initdefault:
 si::sysinit:/etc/init.d/usermode-rcS
 co:2345:respawn:/sbin/agetty --noclear -L console 115200 linux
+l0:0:wait:/sbin/halt -d -f -p
+l6:6:wait:/sbin/reboot -d -f
 """
 RCS = """\
 #!/bin/sh
