@@ -59,12 +59,9 @@ def _clone(t: Task, flags: int, ptid: int, ctid: int) -> int:
     if flags & CLONE_THREAD and flags & CLONE_PARENT:
         pass
     k = t.kernel
-    if not flags & CLONE_THREAD:
-        limit = rlimit(t, 6)[0]                                  # RLIMIT_NPROC
-        if t.creds.uid != 0 and limit < (1 << 63):
-            mine = sum(1 for p in k.procs.values() if not p.zombie and p.creds.uid == t.creds.uid)
-            if mine >= limit:
-                raise Errno(errno.EAGAIN)
+    limit = rlimit(t, 6)[0]                                      # RLIMIT_NPROC
+    if t.creds.uid != 0 and limit < (1 << 63) and _tasks_of(k, t.creds.uid) >= limit:
+        raise Errno(errno.EAGAIN)
     pid = k.alloc_pid()
     k.reserved_pids.add(pid)
     host = flags & ~(CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_UNTRACED | CLONE_PTRACE
@@ -85,6 +82,12 @@ def _clone(t: Task, flags: int, ptid: int, ctid: int) -> int:
         return pid if res >= 0 else res
     t.after_native = done
     return NATIVE
+
+
+def _tasks_of(k, uid: int) -> int:
+    """Tasks counted against RLIMIT_NPROC, as Linux counts them: every thread, and a zombie
+    until its parent reaps it."""
+    return sum(max(len(p.alive_threads()), 1) for p in k.procs.values() if p.creds.uid == uid)
 
 
 def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
