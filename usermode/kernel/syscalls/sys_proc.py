@@ -281,8 +281,9 @@ def sys_setpgid(t: Task, pid: int, pgid: int) -> int:
     if target is not me and target.exe_execd:
         raise Errno(errno.EACCES)
     pgid = pgid or target.pid
+    # a group lives while any member does, an unreaped zombie included
     if pgid != target.pid and not any(q.pgid == pgid and q.sid == me.sid
-                                      for q in t.kernel.procs.values() if not q.zombie):
+                                      for q in t.kernel.procs.values() if not q.reaped):
         raise Errno(errno.EPERM)
     target.pgid = pgid
     return 0
