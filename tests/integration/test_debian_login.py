@@ -3,6 +3,8 @@ login checks the password in the guest's /etc/shadow, useradd/chpasswd/su work, 
 kernel enforces file permissions between guest users, and `poweroff` halts the machine."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.integration.console import Console
@@ -81,3 +83,35 @@ def test_login_users_permissions_and_poweroff(session: Session) -> None:
     s.login("root", ROOT_PASSWORD)
     s.c.send(b"poweroff\r")
     assert s.c.wait(60) == 0
+
+
+def test_full_screen_tools_on_the_console(session: Session) -> None:
+    s = session
+    s.login("root", ROOT_PASSWORD)
+    s.c.send(b"top -d 1\r")
+    time.sleep(2.5)
+    s.c.send(b"q")
+    out = s.c.read_until(PROMPT.format("root").encode(), 20)
+    assert b"load average" in out and b"MiB Mem" in out
+    s.c.send(b"less /etc/login.defs\r")
+    s.c.read_until(b"\x1b[7m/etc/login.defs", 20)        # the first page, then its prompt
+    s.c.send(b" q")
+    s.c.read_until(PROMPT.format("root").encode(), 20)
+    s.c.send(b"vi /tmp/vinote\r")
+    s.c.read_until(b"/tmp/vinote", 20)
+    time.sleep(1)
+    s.c.send(b"ihello from vim.tiny\x1b")
+    time.sleep(0.5)
+    s.c.send(b":wq\r")
+    s.c.read_until(PROMPT.format("root").encode(), 20)
+    assert s.run("cat /tmp/vinote").strip() == "hello from vim.tiny"
+    assert s.run("stty size").strip() == "30 100"
+    assert s.run("script -qc 'tty; stty size' /dev/null").split() == ["/dev/pts/0", "30", "100"]
+    s.c.send(b"sleep 50\r")
+    s.c.read_until(b"sleep 50")
+    time.sleep(1)
+    s.c.send(b"\x03")
+    s.c.read_until(PROMPT.format("root").encode(), 10)
+    assert s.run("echo $?").strip() == "130"
+    s.c.send(b"reboot\r")             # runlevel 6 ends in reboot(2): the instance restarts
+    s.c.read_until(b"usermode login: ", 60)
