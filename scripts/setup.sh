@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*"; }
 
 # ---- system packages ----
-pkgs=(gcc libc6-dev busybox-static e2fsprogs uml-utilities user-mode-linux)
+pkgs=(gcc libc6-dev busybox-static e2fsprogs uml-utilities user-mode-linux debootstrap)
 # `python3 -m venv` needs ensurepip, which Debian ships separately
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     pkgs+=(python3-venv)

@@ -173,8 +173,9 @@ def test_filter_other_calls(prog):
     assert run_bpf(prog, NR["futex"], (0, 6)) == TRACE                       # LOCK_PI
     assert run_bpf(prog, NR["arch_prctl"], (0x1002, 0)) == ALLOW
     assert run_bpf(prog, NR["arch_prctl"], (0x1011, 0)) == TRACE
-    assert run_bpf(prog, NR["sched_getaffinity"], (0, 128, 0)) == ALLOW
-    assert run_bpf(prog, NR["sched_getaffinity"], (5, 128, 0)) == TRACE
+    assert run_bpf(prog, NR["sched_getparam"], (0, 0)) == ALLOW
+    assert run_bpf(prog, NR["sched_getparam"], (5, 0)) == TRACE
+    assert run_bpf(prog, NR["sched_getaffinity"], (0, 128, 0)) == TRACE     # guest's ncpus
 
 
 def test_trapped_memory_calls_have_handlers():

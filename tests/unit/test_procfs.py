@@ -413,6 +413,13 @@ def test_meminfo(k):
     assert "HugePages_Total:       0" in lines and "Hugepagesize:       2048 kB" in lines
 
 
+def test_vmstat_pages_match_meminfo(k):
+    t = k.spawn()
+    rows = dict(line.split() for line in read(k, t, "/proc/vmstat").decode().splitlines())
+    assert int(rows["nr_free_pages"]) * 4 == 98304 and rows["pgpgin"] == "0"
+    assert int(rows["nr_anon_pages"]) * 4 == 131072 - 98304
+
+
 def test_cpuinfo_uptime_loadavg_stat(k):
     t = k.spawn()
     cpu = read(k, t, "/proc/cpuinfo").decode()

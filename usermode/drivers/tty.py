@@ -311,8 +311,8 @@ class Tty:
             self.check_background(t, SIGTTOU)
             if pgrp < 0:
                 raise Errno(errno.EINVAL)
-            if not any(p.pgid == pgrp and p.sid == t.process.sid
-                       for p in t.kernel.procs.values() if not p.zombie):
+            if not any(p.pgid == pgrp and p.sid == t.process.sid     # zombies are members
+                       for p in t.kernel.procs.values() if not p.reaped):
                 raise Errno(errno.EPERM)
             self.pgrp = pgrp
             return 0

@@ -176,7 +176,7 @@ class ProcFS(PseudoFS):
             "cmdline": self.cmdline, "filesystems": self.filesystems,
             "devices": self.devices, "partitions": self.partitions,
             "diskstats": self.diskstats, "interrupts": self.interrupts,
-            "swaps": lambda t: b"Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
+            "vmstat": self.vmstat, "swaps": lambda t: b"Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n",
             "modules": lambda t: b"", "cgroups": lambda t: b"#subsys_name\thierarchy\t"
                                                           b"num_cgroups\tenabled\n",
         }
@@ -214,6 +214,23 @@ class ProcFS(PseudoFS):
                 f"{'DirectMap4k:':<16}{total:8d} kB\n", f"{'DirectMap2M:':<16}{0:8d} kB\n",
                 f"{'DirectMap1G:':<16}{0:8d} kB\n"]
         return "".join(out).encode()
+
+    def vmstat(self, t: "Task | None") -> bytes:
+        """Page counts from the same accounting as meminfo (procps' vmstat and free read
+        it); event counters we do not keep are 0."""
+        k = self.kernel
+        total = k.mem_bytes >> 12
+        used = min(k.mem_used() >> 12, total)
+        rows = [("nr_free_pages", total - used), ("nr_zone_inactive_anon", 0),
+                ("nr_zone_active_anon", used), ("nr_zone_inactive_file", 0),
+                ("nr_zone_active_file", 0), ("nr_inactive_anon", 0), ("nr_active_anon", used),
+                ("nr_inactive_file", 0), ("nr_active_file", 0), ("nr_anon_pages", used),
+                ("nr_mapped", 0), ("nr_file_pages", 0), ("nr_dirty", 0), ("nr_writeback", 0),
+                ("nr_shmem", 0), ("nr_free_cma", 0)]
+        rows += [(name, 0) for name in ("pgpgin", "pgpgout", "pswpin", "pswpout", "pgalloc_normal",
+                                        "pgfree", "pgfault", "pgmajfault", "pgsteal_kswapd",
+                                        "pgscan_kswapd", "pgrefill", "nr_tlb_remote_flush")]
+        return "".join(f"{name} {val}\n" for name, val in rows).encode()
 
     def cpuinfo(self, t: "Task | None") -> bytes:
         """The host's processor description, once per guest cpu with guest numbering."""

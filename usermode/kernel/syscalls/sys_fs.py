@@ -47,14 +47,16 @@ def _stat_of(f: File) -> Stat:
     return f.stat()
 
 
-def _lookup_at(t: Task, dirfd: int, pathp: int, flags: int, allow_null: bool = False) -> Path | File:
+def _lookup_at(t: Task, dirfd: int, pathp: int, flags: int, allow_null: bool = False,
+               want_file: bool = False) -> Path | File:
     """Resolve for the *at calls: a Path, or the File itself for AT_EMPTY_PATH on an fd
-    that has no path (a pipe, a socket)."""
+    that has no path (a pipe, a socket), or on any fd when want_file (stat: an unlinked
+    file has no name left to look up, its open file still knows its size)."""
     dfd = s32(dirfd)
     path = b"" if (pathp == 0 and allow_null and flags & AT_EMPTY_PATH) else _path(t, pathp)
     if not path and flags & AT_EMPTY_PATH and dfd != AT_FDCWD:
         f = t.files.get(dfd)
-        if f.vpath is None:
+        if f.vpath is None or want_file:
             return f
     return _vfs(t).lookup(t, dfd, path, not flags & AT_SYMLINK_NOFOLLOW,
                           bool(flags & AT_EMPTY_PATH))
@@ -142,7 +144,7 @@ def sys_newfstatat(t: Task, dirfd: int, path: int, buf: int, flags: int) -> int:
     fl = s32(flags)
     if fl & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT):
         raise Errno(errno.EINVAL)
-    return _put_stat(t, buf, _stat_target(t, _lookup_at(t, dirfd, path, fl)))
+    return _put_stat(t, buf, _stat_target(t, _lookup_at(t, dirfd, path, fl, want_file=True)))
 
 
 def sys_statx(t: Task, dirfd: int, path: int, flags: int, mask: int, buf: int) -> int:
@@ -151,7 +153,7 @@ def sys_statx(t: Task, dirfd: int, path: int, flags: int, mask: int, buf: int) -
     if fl & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_NO_AUTOMOUNT | AT_STATX_SYNC_TYPE) or \
             fl & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE or mask & 0x80000000:
         raise Errno(errno.EINVAL)
-    st = _stat_target(t, _lookup_at(t, dirfd, path, fl, allow_null=True))
+    st = _stat_target(t, _lookup_at(t, dirfd, path, fl, allow_null=True, want_file=True))
     t.mm.copy_out(buf, st.pack_statx(mask & 0xFFFFFFFF))
     return 0
 

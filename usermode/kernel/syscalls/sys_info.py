@@ -303,10 +303,11 @@ def sys_sched_get_priority_min(t: Task, policy: int) -> int:
 
 
 def sys_sched_getaffinity(t: Task, pid: int, size: int, mask: int) -> int:
-    """sched_getaffinity(2) of another task (the caller's own runs natively)."""
+    """sched_getaffinity(2): the guest's CPUs 0..ncpus-1, also for the caller (nproc and
+    sysconf(_SC_NPROCESSORS_ONLN) must agree)."""
     _sched_target(t, pid)
     n = t.kernel.ncpus
-    if s32(size) < 8:
+    if s32(size) < 8 or size % 8:
         raise Errno(errno.EINVAL)
     t.mm.copy_out(mask, ((1 << n) - 1).to_bytes(8, "little"))
     return 8
@@ -344,7 +345,7 @@ SYSCALLS = [
     ("sched_setscheduler", sys_sched_setscheduler, "partial", "SCHED_OTHER only"),
     ("sched_get_priority_max", sys_sched_get_priority_max, "supported", ""),
     ("sched_get_priority_min", sys_sched_get_priority_min, "supported", ""),
-    ("sched_getaffinity", sys_sched_getaffinity, "supported", "pid 0 runs natively"),
+    ("sched_getaffinity", sys_sched_getaffinity, "supported", "CPUs 0..ncpus-1"),
     ("sched_setaffinity", sys_sched_setaffinity, "partial", "other tasks: accepted, not applied"),
     ("sched_rr_get_interval", sys_sched_rr_get_interval, "supported", ""),
 ]

@@ -59,12 +59,9 @@ def _clone(t: Task, flags: int, ptid: int, ctid: int) -> int:
     if flags & CLONE_THREAD and flags & CLONE_PARENT:
         pass
     k = t.kernel
-    if not flags & CLONE_THREAD:
-        limit = rlimit(t, 6)[0]                                  # RLIMIT_NPROC
-        if t.creds.uid != 0 and limit < (1 << 63):
-            mine = sum(1 for p in k.procs.values() if not p.zombie and p.creds.uid == t.creds.uid)
-            if mine >= limit:
-                raise Errno(errno.EAGAIN)
+    limit = rlimit(t, 6)[0]                                      # RLIMIT_NPROC
+    if t.creds.uid != 0 and limit < (1 << 63) and _tasks_of(k, t.creds.uid) >= limit:
+        raise Errno(errno.EAGAIN)
     pid = k.alloc_pid()
     k.reserved_pids.add(pid)
     host = flags & ~(CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_UNTRACED | CLONE_PTRACE
@@ -85,6 +82,12 @@ def _clone(t: Task, flags: int, ptid: int, ctid: int) -> int:
         return pid if res >= 0 else res
     t.after_native = done
     return NATIVE
+
+
+def _tasks_of(k, uid: int) -> int:
+    """Tasks counted against RLIMIT_NPROC, as Linux counts them: every thread, and a zombie
+    until its parent reaps it."""
+    return sum(max(len(p.alive_threads()), 1) for p in k.procs.values() if p.creds.uid == uid)
 
 
 def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
@@ -278,8 +281,9 @@ def sys_setpgid(t: Task, pid: int, pgid: int) -> int:
     if target is not me and target.exe_execd:
         raise Errno(errno.EACCES)
     pgid = pgid or target.pid
+    # a group lives while any member does, an unreaped zombie included
     if pgid != target.pid and not any(q.pgid == pgid and q.sid == me.sid
-                                      for q in t.kernel.procs.values() if not q.zombie):
+                                      for q in t.kernel.procs.values() if not q.reaped):
         raise Errno(errno.EPERM)
     target.pgid = pgid
     return 0

@@ -74,10 +74,10 @@ def sys_kill(t: Task, pid: int, sig: int) -> int:
         if pid == -(1 << 31):
             raise Errno(errno.ESRCH)
         targets = [p for p in procs if p.pgid == -pid]
-    if not targets and pid > 0:
-        zombie = t.kernel.procs.get(pid)
-        if zombie is not None and zombie.zombie:
-            return 0                # signalling a zombie succeeds and does nothing
+    if not targets:
+        named = (lambda p: p.pid == pid) if pid > 0 else (lambda p: p.pgid == -pid)
+        if any(p.zombie and named(p) for p in t.kernel.procs.values()):
+            return 0                # signalling zombies succeeds and does nothing
     return _deliver(t, targets, sig)
 
 
