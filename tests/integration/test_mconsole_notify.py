@@ -74,3 +74,47 @@ def test_kernel_error_is_a_panic_notification(tmp_path, monkeypatch) -> None:
             proto.NOTIFY_PANIC, b"usermode: RuntimeError: boom\0")
     finally:
         listener.close()
+
+
+def notifications(cmd: list[str], note, n: int) -> list[tuple[int, bytes]]:
+    s = listen(note)
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        return [proto.parse_notify(s.recv(4096)) for _ in range(n)]
+    finally:
+        s.close()
+        import os
+        import signal
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def test_same_notifications_as_the_real_uml(tmp_path) -> None:
+    """The real UML kernel and we, same guest script: the same user and panic datagrams."""
+    import os
+    import shutil
+
+    import pytest
+    from usermode.tools.busybox_root import find_busybox
+    real = shutil.which("linux", path="/usr/bin:/bin")
+    if real is None or find_busybox() is None:
+        pytest.skip("needs user-mode-linux and busybox")
+    root = tmp_path / "root"
+    for d in ("bin", "dev", "proc", "sys", "tmp"):
+        (root / d).mkdir(parents=True)
+    shutil.copy(find_busybox(), root / "bin" / "busybox")
+    (root / "init.sh").write_text("#!/bin/busybox sh\nexport PATH=/bin\n"
+                                  "/bin/busybox --install -s /bin\nmount -t proc proc /proc\n"
+                                  "printf 'user text' > /proc/mconsole\nexit 3\n")
+    os.chmod(root / "init.sh", 0o755)
+    common = [f"rootflags={root}", "init=/init.sh", "con0=fd:0,fd:1", "con=null"]
+    theirs = notifications([real, "mem=64M", "root=/dev/root", "rootfstype=hostfs", "rw",
+                            *common, "umid=r", f"uml_dir={tmp_path / 'r'}",
+                            f"mconsole=notify:{tmp_path / 'r.sock'}"], tmp_path / "r.sock", 3)
+    ours = notifications([USERMODE, "quiet", *common, "umid=o", f"uml_dir={tmp_path / 'o'}",
+                          f"mconsole=notify:{tmp_path / 'o.sock'}"], tmp_path / "o.sock", 3)
+    assert [k for k, _ in ours] == [k for k, _ in theirs] == [
+        proto.NOTIFY_SOCKET, proto.NOTIFY_USER, proto.NOTIFY_PANIC]
+    assert ours[1:] == theirs[1:]
+    assert theirs[2][1] == b"Attempted to kill init! exitcode=0x00000300\0"

@@ -7,8 +7,8 @@ A driver answers three calls, each given the full device name ("ubdb", "con1"):
     query(name)          the device's current configuration (UML's get_config)
     remove(name)         detach it
 
-and reports failure by raising HotplugError with UML's text, which mconsole sends back as
-an error reply. A driver registered here is never asked about another prefix's names.
+and reports failure by raising HotplugError with UML's text and error code (a negative
+errno from the driver, 1 from the parsing around it), which mconsole sends back. A driver registered here is never asked about another prefix's names.
 """
 from __future__ import annotations
 
@@ -16,7 +16,11 @@ from typing import Protocol
 
 
 class HotplugError(Exception):
-    """A refused config/query/remove: str() is the reply text."""
+    """A refused config/query/remove: str() is the reply text, err the reply's error."""
+
+    def __init__(self, text: str, err: int = 1) -> None:
+        super().__init__(text)
+        self.err = err
 
 
 class HotplugDriver(Protocol):

@@ -208,7 +208,7 @@ class MConsole:
             else:
                 self.reply(req, driver.query(name))
         except HotplugError as e:
-            self.reply(req, str(e), err=1)
+            self.reply(req, str(e), err=e.err)
 
     def do_remove(self, req, arg: str) -> None:
         name = arg.strip()
@@ -219,7 +219,7 @@ class MConsole:
         try:
             driver.remove(name)
         except HotplugError as e:
-            self.reply(req, str(e), err=1)
+            self.reply(req, str(e), err=e.err)
             return
         self.reply(req, "")
 

@@ -7,7 +7,8 @@ requests alike, NUL-terminated inside `len`:
     reply:   err, more, len, data[len]          (len counts the trailing NUL)
     notify:  magic, version, type, len, data[len]
 
-A reply longer than MAX_DATA - 1 characters is sent as several packets, `more` = 1 on all
+`err` is 0 for success; drivers' failures carry a negative errno (as a u32), as UML's
+do. A reply longer than MAX_DATA - 1 characters is sent as several packets, `more` = 1 on all
 but the last; `err` is only ever set on the first packet, as UML does. Parsing never raises:
 bad datagrams come back as an error text for the transport to answer with.
 """
@@ -79,7 +80,7 @@ def build_replies(text: str | bytes, err: int = 0, more: bool = False) -> list[b
     while True:
         chunk, raw = raw[:MAX_DATA - 1], raw[MAX_DATA - 1:]
         m = 1 if raw else int(bool(more))
-        out.append(HEADER.pack(err, m, len(chunk) + 1) + chunk + b"\0")
+        out.append(HEADER.pack(err & 0xFFFFFFFF, m, len(chunk) + 1) + chunk + b"\0")
         err = 0
         if not raw:
             return out

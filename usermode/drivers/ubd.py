@@ -446,11 +446,14 @@ class UbdHotplug:
         except UbdError as e:
             raise HotplugError(str(e)) from None
         if self._find(spec.index) is not None:
-            raise HotplugError("Device already configured")
+            raise HotplugError("Device is already configured", -errno.EBUSY)
         try:
             disk = UbdDisk(spec)
         except (UbdError, cow.CowError, BlockFileError, OSError) as e:
-            raise HotplugError(f"{spec.name}: {e}") from None
+            # the reply is UML's; the log says why
+            self.kernel.printk(f"{spec.name}: {e}")
+            code = getattr(e, "errno", None) or errno.EINVAL
+            raise HotplugError("Couldn't determine size of device's file", -code) from None
         register(self.kernel, self.vfs, [disk])
         self.disks.append(disk)
 
@@ -472,9 +475,9 @@ class UbdHotplug:
         disk = self._find(self._unit(
             name, f"Invalid device number - must be between 0 and {MAX_DEV - 1}"))
         if disk is None:
-            raise HotplugError("Device doesn't exist")
+            raise HotplugError("Device doesn't exist", -errno.ENODEV)
         if self.busy(disk):
-            raise HotplugError("Device is currently open")
+            raise HotplugError("Device is currently open", -errno.EBUSY)
         self.vfs.devices.unregister(True, UBD_MAJOR, disk.spec.minor, disk.name)
         procfs.remove_disk(self.kernel, disk.name)
         self.disks.remove(disk)

@@ -86,7 +86,7 @@ def send(client: Client, line: str) -> int:
         sys.stderr.write(f"Sending command to '{client.path}' : {e.strerror or e}\n")
         return 2
     show(err, text)
-    return 1 if err else 0
+    return (err & 0xFF) or 1 if err else 0        # as uml-utilities': exit(err)
 
 
 def local(client: Client, line: str) -> tuple[Client, int] | None:
