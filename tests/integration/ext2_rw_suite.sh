@@ -40,6 +40,8 @@ rmdir r1
 mkfifo fifo
 chmod 600 c
 chmod 4755 big
+chown 123:456 big2 soft
+chown -h 7:8 slow
 : > empty-file
 touch -c c
 cp c deep/copy

@@ -22,8 +22,8 @@ E2FSCK = shutil.which("e2fsck", path=SBIN)
 DEBUGFS = shutil.which("debugfs", path=SBIN)
 SUITE = Path(__file__).with_name("ext2_rw_suite.sh")
 # every path but lost+found, `ls -ldn` of each, then md5sums of the regular files
-REPORT = ("cd {d} && find . -path ./lost+found -prune -o -print | sort > /tmp/paths && "
-          "xargs ls -ldn < /tmp/paths && "
+REPORT = ("cd {d} && find . -path ./lost+found -prune -o -print | sort > {scratch} && "
+          "xargs ls -ldn < {scratch} && "
           "find . -path ./lost+found -prune -o -type f -print | sort | xargs md5sum")
 
 
@@ -54,19 +54,22 @@ def native(root: str, tmp_path: Path) -> list[str]:
     p = subprocess.run([bb, "sh", str(SUITE), str(d)], capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0 and p.stdout.endswith("done\n"), p.stdout + p.stderr
-    p = subprocess.run([bb, "sh", "-c", REPORT.format(d=d)], capture_output=True, text=True,
+    p = subprocess.run([bb, "sh", "-c", REPORT.format(d=d, scratch=tmp_path / "paths")],
+                       capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0, p.stderr
     return normalise(p.stdout)
 
 
 def guest(root: str, img: Path, fstype: str) -> tuple[list[str], str]:
+    # scratch files go to a guest tmpfs, not into the shared busybox tree
     script = (f"mount -t {fstype} /dev/ubdb /mnt || exit 1; "
-              f"sh /suite.sh /mnt || exit 2; " + REPORT.format(d="/mnt") +
+              f"sh /tmp/suite.sh /mnt || exit 2; " +
+              REPORT.format(d="/mnt", scratch="/tmp/paths") +
               "; cd /; umount /mnt || exit 3; dmesg | grep -v 'command line' | grep 'EXT4-fs (ubdb)'")
     p = subprocess.run([USERMODE, "run", "--root", root, "--ubd", f"ubdb={img}", "--",
-                        "/bin/sh", "-c", f"cat > /tmp/suite.sh <<'EOS'\n{SUITE.read_text()}"
-                        f"EOS\n" + script.replace("/suite.sh", "/tmp/suite.sh")],
+                        "/bin/sh", "-c", "mount -t tmpfs none /tmp && "
+                        f"cat > /tmp/suite.sh <<'EOS'\n{SUITE.read_text()}EOS\n" + script],
                        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     out = p.stdout

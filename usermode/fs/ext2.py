@@ -439,6 +439,16 @@ class Device(NamedTuple):
     size: int
     name: str
     rdev: int
+    key: object                 # identifies the device: one rw filesystem per device
+
+
+# device -> the read-write filesystem on it: a second mount must not write behind its back
+_RW_MOUNTS: "weakref.WeakValueDictionary[int, Ext2FS]" = weakref.WeakValueDictionary()
+
+
+def _mounted_rw(dev: Device) -> "Ext2FS | None":
+    fs = _RW_MOUNTS.get(id(dev.key))
+    return fs if fs is not None and fs.rw else None
 
 
 def _open_device(source: bytes, t: "Task") -> Device:
@@ -462,11 +472,11 @@ def _open_device(source: bytes, t: "Task") -> Device:
     if d is not None and hasattr(d, "read"):
         writable = not getattr(d, "readonly", True)
         return Device(d.read, d.write if writable else None, d.flush if writable else None,
-                      d.size, getattr(d, "name", "device"), inode.rdev)
+                      d.size, getattr(d, "name", "device"), inode.rdev, d)
     size = f.lseek(0, SEEK_END)
     name = source.rsplit(b"/", 1)[-1].decode(errors="replace")
     return Device(lambda off, n: f.pread(t, n, off), lambda off, data: f.pwrite(t, data, off),
-                  f.fsync, size, name, inode.rdev)
+                  f.fsync, size, name, inode.rdev, inode)
 
 
 def _uuid(fs: Ext2FS) -> str:
@@ -482,6 +492,9 @@ def make_factory(fstype: str):
         log = kernel.printk if kernel is not None else None
         dev = _open_device(source, t)
         name = dev.name
+        shared = _mounted_rw(dev)
+        if shared is not None:
+            return shared                   # one superblock per device, as in Linux
         try:
             fs = Ext2FS(dev.read, dev.size, fstype, name, log, dev.write, dev.flush)
         except Ext2FormatError as e:
@@ -498,6 +511,7 @@ def make_factory(fstype: str):
                 fs.info(f"can't mount read-write: {why}; mount with -o ro")
                 raise Errno(errno.EROFS)
             fs.mount_rw()
+            _RW_MOUNTS[id(dev.key)] = fs
             journal = " (journal left untouched)" if fs.sbi.feature_compat & \
                 disk.COMPAT_HAS_JOURNAL else ""
             fs.info(f"mounted filesystem {_uuid(fs)} r/w without journal{journal}")
