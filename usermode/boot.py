@@ -62,6 +62,7 @@ def boot_main(argv: list[str]) -> int:
     hostfs = None
     mc: dict[str, str] = {}          # umid=, uml_dir=, mconsole=notify: (Machine fields)
     ubd: list[str] = []              # ubd<n><flags>=FILE[,BACKING] switches, as given
+    root_rw = False                  # Linux mounts the root read-only unless told "rw"
     for a in argv:
         if a in ("--help", "-h"):
             print(HELP, end="")
@@ -75,7 +76,9 @@ def boot_main(argv: list[str]) -> int:
         if not eq:
             if a == "quiet":
                 quiet = True
-            elif a in ("ro", "rw", "debug", "single"):
+            elif a in ("ro", "rw"):
+                root_rw = a == "rw"          # a ubd root; hostfs roots are always rw
+            elif a in ("debug", "single"):
                 pass
             else:
                 args.append(a)
@@ -144,15 +147,31 @@ def boot_main(argv: list[str]) -> int:
     elif rootfstype != "hostfs":
         raise BootError(f"rootfstype={rootfstype}: only hostfs and ubd roots are supported so far")
     host_root = rootflags or (root if root and not root.startswith("/dev/") else None)
-    if host_root is None and root_device is None:
-        from usermode.tools.busybox_root import default_root
-        host_root = default_root()
-    m = Machine(root=host_root or "/", root_device=root_device,
+    root_image = None
+    if host_root is None and root_device is None and any(
+            _ubd_index(u) == 0 for u in ubd):
+        root_device, rootfstype = "/dev/ubda", "ext4"   # UML's root= default
+    elif host_root is None and root_device is None:
+        # the default guest: the busybox image through a COW file of this instance
+        from usermode.tools.busybox_root import default_image
+        from usermode.tools.mkimage import MkimageError
+        try:
+            root_image = default_image()
+        except (MkimageError, OSError) as e:
+            raise BootError(f"cannot build the default root image: {e}") from None
+        root_rw = True
+    m = Machine(root=host_root or "/", root_device=root_device, root_image=root_image,
+                root_rw=root_rw,
                 init=[init or "/sbin/init"] + args, env=env, mem=mem,
                 quiet=quiet, cmdline=" ".join(argv), stdin=console[0], stdout=console[1],
                 con0=con0, lines=lines, line_defaults=line_defaults,
                 hostfs=hostfs, ubd=ubd, **mc)
     return m.run()
+
+
+def _ubd_index(switch: str) -> int:
+    from usermode.drivers.ubd import parse
+    return parse(switch).index
 
 
 if __name__ == "__main__":

@@ -20,6 +20,16 @@ class BootError(Exception):
     """A machine could not boot (bad image, missing init ...): one line for the user."""
 
 
+def _ext_kind(fs) -> str:
+    """What Linux reports an auto-detected root as: ext4 with ext4-only features, ext3
+    with a journal, ext2 otherwise."""
+    from usermode.fs import ext2_disk as disk
+    sbi = fs.sbi
+    if sbi.feature_incompat & (disk.INCOMPAT_EXTENTS | disk.INCOMPAT_64BIT | disk.INCOMPAT_FLEX_BG):
+        return "ext4"
+    return "ext3" if sbi.feature_compat & disk.COMPAT_HAS_JOURNAL else "ext2"
+
+
 def parse_mem(text: str) -> int:
     """`mem=` as UML takes it: a number with an optional K, M or G suffix."""
     t = text.strip().upper()
@@ -65,6 +75,8 @@ class Machine:
     lines: dict = field(default_factory=dict)          # {("con"|"ssl", n): channel spec}
     line_defaults: dict = field(default_factory=dict)  # {"con"|"ssl": spec}: con=, ssl=
     root_device: str | None = None   # root=/dev/ubdX: the root filesystem is on that device
+    root_rw: bool = False            # mount a ubd root read-write (the "rw" switch)
+    root_image: str | None = None    # boot this image as ubda through a disposable COW file
     ubd: list = field(default_factory=list)  # raw ubd switches ("ubdb=IMG[,BACKING]"): drivers/ubd.py
     harddog_nowayout: bool = False   # harddog.nowayout=1: closing /dev/watchdog does not stop it
     watchdog_helper: list | None = None  # the harddog's host helper (default: our uml_watchdog)
@@ -107,6 +119,8 @@ class Machine:
         k.printk(f"Linux version 6.1.0-usermode (usermode {__version__}) #1")
         k.printk(f"Kernel command line: {self.cmdline}")
         k.printk(f"Memory: {mem >> 10}K available")
+        if self.root_image and not self.root_device:
+            self._use_root_image()
         if self.root_device:
             vfs = self._ubd_root_vfs(k)
         else:
@@ -123,7 +137,8 @@ class Machine:
             vfs.register_fstype("hostfs", hostfs_factory(os.path.realpath(self.hostfs)))
         else:
             vfs.register_fstype("hostfs", hostfs_factory(None))
-        k.printk(f"VFS: Mounted root (hostfs filesystem) readwrite on {self.root}.")
+        if not self.root_device:
+            k.printk(f"VFS: Mounted root (hostfs filesystem) readwrite on {self.root}.")
         self._mount_standard(vfs, k)
         console, lines = self._consoles(k)
         k.console = console
@@ -214,8 +229,20 @@ class Machine:
         self._open_lines = (console, lines)
         return console, lines
 
+    def _use_root_image(self) -> None:
+        """root_image as /dev/ubda through a COW file in the umid directory (a temporary
+        one without mconsole): the image itself is never written; reboots keep the COW."""
+        if getattr(self, "_mc", None) is not None:
+            cow = self._mc.dir.file("root.cow")
+        else:
+            import tempfile
+            self._cow_dir = tempfile.TemporaryDirectory(prefix="usermode-cow-")
+            cow = os.path.join(self._cow_dir.name, "root.cow")
+        self.root_device = "/dev/ubda"
+        self.ubd = [f"ubda={cow},{self.root_image}"] + list(self.ubd)
+
     def _ubd_root_vfs(self, k):
-        """The root filesystem from a ubd device (ext2/3/4, read-only for now)."""
+        """The root filesystem from a ubd device (ext2/3/4), read-write with "rw"."""
         from usermode.drivers import ubd
         from usermode.fs.ext2 import Ext2FormatError, Ext2FS
         from usermode.fs.vfs import VFS
@@ -227,12 +254,23 @@ class Machine:
         if disk is None:
             raise BootError(f"root={self.root_device}: no such ubd device (give {name}=IMAGE)")
         try:
-            rootfs = Ext2FS(disk.read, disk.size, "ext4", disk.name, k.printk)
+            writable = not disk.readonly
+            rootfs = Ext2FS(disk.read, disk.size, "ext4", disk.name, k.printk,
+                            disk.write if writable else None, disk.flush if writable else None)
         except Ext2FormatError as e:
             raise BootError(f"root={self.root_device}: can't mount: {e}") from None
         rootfs.dev = (ubd.UBD_MAJOR << 8) | disk.spec.minor
-        k.printk(f"VFS: Mounted root (ext4 filesystem) readonly on device 98:{disk.spec.minor}.")
-        return VFS(rootfs, flags=1, source=self.root_device)          # MS_RDONLY
+        rootfs.fstype = _ext_kind(rootfs)
+        rw = self.root_rw and writable
+        if rw:
+            why = rootfs.rw_refusal()
+            if why is not None:
+                raise BootError(f"root={self.root_device}: can't mount read-write: {why} "
+                                "(boot with ro)")
+            rootfs.mount_rw()
+        k.printk(f"VFS: Mounted root ({rootfs.fstype} filesystem) "
+                 f"{'readwrite' if rw else 'readonly'} on device 98:{disk.spec.minor}.")
+        return VFS(rootfs, flags=0 if rw else 1, source=self.root_device)   # 1: MS_RDONLY
 
     def _attach_ubd(self, k, vfs) -> None:
         """Open and register the ubd devices (closed again by _close_ubd)."""

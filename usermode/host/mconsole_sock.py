@@ -81,8 +81,9 @@ class UmidDir:
 
     @classmethod
     def sweep(cls, base: str) -> None:
-        """Remove umid directories of dead instances (only a pid file and a socket in
-        them), so instances that were killed do not pile up in ~/.uml."""
+        """Remove umid directories of dead instances (only a pid file, a socket and the
+        default guest's disposable COW file in them), so instances that were killed do
+        not pile up in ~/.uml."""
         try:
             names = os.listdir(base)
         except OSError:
@@ -93,7 +94,7 @@ class UmidDir:
                 entries = set(os.listdir(path))
             except OSError:
                 continue
-            if not entries <= {"pid", "mconsole"} or "pid" not in entries:
+            if not entries <= {"pid", "mconsole", "root.cow"} or "pid" not in entries:
                 continue
             owner = cls._owner(path)
             if owner is not None and not pid_alive(owner):

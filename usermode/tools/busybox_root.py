@@ -1,7 +1,8 @@
 """Build the default guest root: a busybox-static tree (the README's first command boots it).
 
-The tree is a plain host directory served to the guest through hostfs; it is built once
-from Debian's busybox-static and cached under $XDG_CACHE_HOME/usermode (or ~/.cache).
+The tree is built once from Debian's busybox-static and cached under $XDG_CACHE_HOME/usermode
+(or ~/.cache). Tests and `rootflags=` serve it through hostfs; the default guest boots from
+an ext2 image of it (default_image), through a COW file, so the image stays pristine.
 """
 from __future__ import annotations
 
@@ -94,3 +95,30 @@ def default_root() -> str:
         pass
     os.makedirs(cache_dir(), exist_ok=True)
     return build(dest)
+
+
+IMAGE_SIZE = 64 << 20      # room for the guest to write into
+
+
+def default_image() -> str:
+    """The cached ext2 image of the default root, (re)built with the tree."""
+    import tempfile
+    from usermode.tools.mkimage import build_image
+    image = os.path.join(cache_dir(), "busybox-root.ext2")
+    stamp = image + ".version"
+    try:
+        with open(stamp) as f:
+            if f.read().strip() == VERSION and os.path.exists(image):
+                return image
+    except OSError:
+        pass
+    os.makedirs(cache_dir(), exist_ok=True)
+    tmp = image + ".tmp"
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as work:
+        # from a fresh tree: the cached one is a hostfs root that guests may have written
+        root = build(os.path.join(work, "root"))
+        build_image(root, tmp, size=IMAGE_SIZE, fstype="ext2", progress=True, label="usermode")
+    os.rename(tmp, image)
+    with open(stamp, "w") as f:
+        f.write(VERSION + "\n")
+    return image
