@@ -91,14 +91,11 @@ def sys_getrusage(t: Task, who: int, usage: int) -> int:
     """getrusage(2): CPU time and max RSS from the host's accounting of guest tasks."""
     who = s32(who)
     p = t.process
-    if who == 0:
-        u, s = process_times(p)
-        data = pack_rusage(u, s, p.maxrss)
+    if who in (0, 1):                       # the live peak: exited threads left p.maxrss
+        u, s = process_times(p) if who == 0 else process_times(p, t)
+        data = pack_rusage(u, s, max(p.maxrss, t.kernel.platform.hwm_kb(t.host_tid)))
     elif who == -1:
         data = pack_rusage(p.cutime, p.cstime, p.cmaxrss)
-    elif who == 1:
-        u, s = process_times(p, t)
-        data = pack_rusage(u, s, p.maxrss)
     else:
         raise Errno(errno.EINVAL)
     t.mm.copy_out(usage, data)
