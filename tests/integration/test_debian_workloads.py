@@ -1,7 +1,8 @@
 """Debian bookworm's own programs in usermode (issue 7, step 2): bash, coreutils, python3
 (stdlib, threads, processes, venv + pip), gcc + make, tar, find, procps. Each workload runs
 with /bin/bash as init of a machine whose root is the debootstrap tree, and natively in a
-chroot of the same tree; where the output is deterministic the two must be identical."""
+chroot of the same tree; where the output is deterministic the two must be identical. dpkg
+builds, installs and removes a package too."""
 from __future__ import annotations
 
 import io
@@ -221,3 +222,25 @@ def test_procps_reads_our_proc(debian_root) -> None:
     rss, vsz = map(int, psmem.split())
     assert 0 < rss < vsz
     assert pgrep == "1" and vmstat == "17" and int(sleeppid) > 1
+
+
+DPKG = r"""
+set -e
+rm -rf /tmp/pkg-$1; mkdir -p /tmp/pkg-$1/DEBIAN /tmp/pkg-$1/usr/bin
+printf 'Package: hello-um\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@example.org>\nDescription: test\n' > /tmp/pkg-$1/DEBIAN/control
+printf '#!/bin/sh\necho hello from a deb\n' > /tmp/pkg-$1/usr/bin/hello-um
+chmod 755 /tmp/pkg-$1/usr/bin/hello-um
+SOURCE_DATE_EPOCH=1700000000 dpkg-deb --root-owner-group --build /tmp/pkg-$1 /tmp/hello-$1.deb
+dpkg-deb --contents /tmp/hello-$1.deb | awk '{ print $1, $2, $3, $6 }'
+dpkg -i /tmp/hello-$1.deb; hello-um; dpkg -s hello-um | grep Status; dpkg -r hello-um
+dpkg -s hello-um 2>&1 | head -1; rm -rf /tmp/pkg-$1 /tmp/hello-$1.deb
+"""
+
+
+def test_dpkg_builds_installs_and_removes_a_package(debian_root) -> None:
+    (debian_root / "tmp/dpkg.sh").write_text(DPKG)
+    n = native(debian_root, "bash /tmp/dpkg.sh native")
+    g = guest(debian_root, "bash /tmp/dpkg.sh guest")
+    assert n.status == 0 and g.status == 0, g.err + g.out
+    assert "hello from a deb" in g.out and "-rwxr-xr-x root/root 32 ./usr/bin/hello-um" in g.out
+    assert g.out.replace("guest", "native") == n.out

@@ -112,6 +112,17 @@ static void clocks(void) {
     struct rusage ru;
     P("getrusage(SELF) ok", getrusage(RUSAGE_SELF, &ru) == 0);
     P("ru_utime+ru_stime > 0", ru.ru_utime.tv_sec + ru.ru_utime.tv_usec + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec > 0);
+    {   /* ru_maxrss of a live process: its peak so far, at least what it touched */
+        size_t n = 8 << 20;
+        volatile char *big = malloc(n);
+        for (size_t i = 0; i < n; i += 4096)
+            big[i] = 1;
+        getrusage(RUSAGE_SELF, &ru);
+        P("ru_maxrss(SELF) >= 8 MiB touched", ru.ru_maxrss >= 8192);
+        getrusage(RUSAGE_THREAD, &ru);
+        P("ru_maxrss(THREAD) >= 8 MiB touched", ru.ru_maxrss >= 8192);
+        free((void *)big);
+    }
     struct tms tm;
     clock_t tk = times(&tm);
     P("times() returns >= 0", tk != (clock_t)-1);

@@ -261,15 +261,24 @@ def host_auxv(tid: int) -> dict[int, int]:
     return out
 
 
-def host_rss_kb(tid: int) -> int:
+def _status_kb(tid: int, key: bytes) -> int:
     try:
         with open(f"/proc/{tid}/status", "rb") as f:
             for line in f:
-                if line.startswith(b"VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def host_rss_kb(tid: int) -> int:
+    return _status_kb(tid, b"VmRSS:")
+
+
+def host_hwm_kb(tid: int) -> int:
+    """The task's peak resident set so far (what getrusage reports as ru_maxrss)."""
+    return _status_kb(tid, b"VmHWM:")
 
 
 class Injector:
@@ -414,6 +423,7 @@ class PtracePlatform:
     signal_state = staticmethod(signal_state)
     auxv = staticmethod(host_auxv)
     rss_kb = staticmethod(host_rss_kb)
+    hwm_kb = staticmethod(host_hwm_kb)
     cpu_times = staticmethod(cpu_times)
     event_msg = staticmethod(pt.geteventmsg)
     siginfo = staticmethod(pt.getsiginfo)

@@ -71,7 +71,8 @@ class Process:
         self.vfork_parent: Task | None = None
         self.ctty = None
         self.exe_execd = False                 # exec'd since fork (setpgid EACCES)
-        self.nice = 0
+        self.nice = parent.nice if parent else 0             # both inherited by fork
+        self.ioprio = parent.ioprio if parent else 0         # 0: IOPRIO_CLASS_NONE
         self.pdeath_signal = 0
         self.personality = 0
         self.subreaper = False

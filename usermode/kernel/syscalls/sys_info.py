@@ -91,14 +91,11 @@ def sys_getrusage(t: Task, who: int, usage: int) -> int:
     """getrusage(2): CPU time and max RSS from the host's accounting of guest tasks."""
     who = s32(who)
     p = t.process
-    if who == 0:
-        u, s = process_times(p)
-        data = pack_rusage(u, s, p.maxrss)
+    if who in (0, 1):                       # the live peak: exited threads left p.maxrss
+        u, s = process_times(p) if who == 0 else process_times(p, t)
+        data = pack_rusage(u, s, max(p.maxrss, t.kernel.platform.hwm_kb(t.host_tid)))
     elif who == -1:
         data = pack_rusage(p.cutime, p.cstime, p.cmaxrss)
-    elif who == 1:
-        u, s = process_times(p, t)
-        data = pack_rusage(u, s, p.maxrss)
     else:
         raise Errno(errno.EINVAL)
     t.mm.copy_out(usage, data)
@@ -252,6 +249,50 @@ def sys_setpriority(t: Task, which: int, who: int, prio: int) -> int:
     return 0
 
 
+IOPRIO_CLASS_RT = 1
+
+
+def _ioprio_targets(t: Task, which: int, who: int) -> list:
+    """ioprio_set/get(2) targets: a task's process, a process group, or a user's processes
+    (0 names the caller's own), recorded per process."""
+    k = t.kernel
+    live = [p for p in k.procs.values() if not p.zombie]
+    if which == 1:                                       # IOPRIO_WHO_PROCESS
+        th = t if who == 0 else k.threads.get(who)
+        procs = [th.process] if th is not None and not th.process.zombie else []
+    elif which == 2:                                     # IOPRIO_WHO_PGRP
+        procs = [p for p in live if p.pgid == (who or t.process.pgid)]
+    elif which == 3:                                     # IOPRIO_WHO_USER
+        procs = [p for p in live if p.creds.uid == (who or t.creds.uid)]
+    else:
+        raise Errno(errno.EINVAL)
+    if not procs:
+        raise Errno(errno.ESRCH)
+    return procs
+
+
+def sys_ioprio_get(t: Task, which: int, who: int) -> int:
+    """ioprio_get(2): the best (lowest) recorded priority among the targets."""
+    return min(p.ioprio for p in _ioprio_targets(t, s32(which), s32(who)))
+
+
+def sys_ioprio_set(t: Task, which: int, who: int, ioprio: int) -> int:
+    """ioprio_set(2): checked as Linux checks it and recorded; the host does the I/O."""
+    ioprio = s32(ioprio)
+    cls, data = ioprio >> 13, ioprio & 0x1FFF
+    if cls == IOPRIO_CLASS_RT and not t.creds.is_root:  # before the level, as Linux
+        raise Errno(errno.EPERM)
+    if cls not in range(4) or (cls in (1, 2) and data >= 8) or (cls == 0 and data):
+        raise Errno(errno.EINVAL)
+    procs = _ioprio_targets(t, s32(which), s32(who))
+    for p in procs:
+        if not t.creds.is_root and p.creds.uid != t.creds.euid:
+            raise Errno(errno.EPERM)
+    for p in procs:
+        p.ioprio = ioprio
+    return 0
+
+
 def _sched_target(t: Task, pid: int) -> None:
     pid = s32(pid)
     if pid < 0:
@@ -340,6 +381,8 @@ SYSCALLS = [
     ("prctl", sys_prctl, "partial", "names, pdeathsig, subreaper, no_new_privs; no seccomp"),
     ("getpriority", sys_getpriority, "supported", ""),
     ("setpriority", sys_setpriority, "partial", "recorded; the host schedules"),
+    ("ioprio_get", sys_ioprio_get, "partial", "per process, as recorded"),
+    ("ioprio_set", sys_ioprio_set, "partial", "checked and recorded; the host does the I/O"),
     ("sched_getscheduler", sys_sched_getscheduler, "supported", ""),
     ("sched_getparam", sys_sched_getparam, "supported", ""),
     ("sched_setscheduler", sys_sched_setscheduler, "partial", "SCHED_OTHER only"),
