@@ -20,7 +20,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from usermode.drivers import cow
+from usermode.drivers import cow, ubd_part
 from usermode.fs.file import (SEEK_CUR, SEEK_DATA, SEEK_END, SEEK_HOLE, SEEK_SET, File,
                               POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM)
 from usermode.host import blockfile
@@ -137,6 +137,7 @@ class UbdDisk:
         self.writes = self.wsectors = self.wms = 0
         self.flushes = self.fms = 0
         self.files: weakref.WeakSet[UbdFile] = weakref.WeakSet()   # opens, for remove
+        self.partitions: list[ubd_part.UbdPartition] = []          # from its MBR
         self._open()
 
     def _open(self) -> None:
@@ -410,6 +411,15 @@ def register(kernel, vfs, disks: list[UbdDisk]) -> list[UbdDisk]:
                       f"{', read-only' if d.readonly else ''})")
         vfs.register_blkdev(UBD_MAJOR, d.spec.minor, d.open, d.name, 0o660)
         procfs.add_disk(kernel, d.name, UBD_MAJOR, d.spec.minor, d.size >> 10, d.stats)
+        table, warnings = ubd_part.read_table(d)
+        for w in warnings:
+            kernel.printk(f"{d.name}: {w}")
+        d.partitions = [ubd_part.UbdPartition(d, *entry) for entry in table]
+        if d.partitions:
+            kernel.printk(f" {d.name}: " + " ".join(p.name for p in d.partitions))
+        for p in d.partitions:
+            vfs.register_blkdev(UBD_MAJOR, p.minor, p.open, p.name, 0o660)
+            procfs.add_disk(kernel, p.name, UBD_MAJOR, p.minor, p.size >> 10, p.stats)
     return disks
 
 
@@ -466,8 +476,10 @@ class UbdHotplug:
 
     def busy(self, disk: UbdDisk) -> bool:
         """Open by a guest file or mounted (the kernel holds a mounted disk open)."""
-        dev = (UBD_MAJOR << 8) | disk.spec.minor
-        return disk.open_count > 0 or any(m.sb.dev == dev for m in self.vfs.mounts)
+        devs = {(UBD_MAJOR << 8) | disk.spec.minor}
+        devs |= {(UBD_MAJOR << 8) | p.minor for p in disk.partitions}
+        return disk.open_count > 0 or any(p.open_count for p in disk.partitions) or \
+            any(m.sb.dev in devs for m in self.vfs.mounts)
 
     def remove(self, name: str) -> None:
         from usermode.drivers.hotplug import HotplugError
@@ -478,6 +490,9 @@ class UbdHotplug:
             raise HotplugError("Device doesn't exist", -errno.ENODEV)
         if self.busy(disk):
             raise HotplugError("Device is currently open", -errno.EBUSY)
+        for p in disk.partitions:
+            self.vfs.devices.unregister(True, UBD_MAJOR, p.minor, p.name)
+            procfs.remove_disk(self.kernel, p.name)
         self.vfs.devices.unregister(True, UBD_MAJOR, disk.spec.minor, disk.name)
         procfs.remove_disk(self.kernel, disk.name)
         self.disks.remove(disk)
