@@ -314,15 +314,15 @@ def ensure_peers() -> None:
                            stdin=subprocess.DEVNULL, capture_output=True)
 
 
-def debian_tree(path: str | None) -> str | None:
-    """The Debian tree for the python3 and gcc macrobenchmarks: --debian, else the cache."""
-    if path:
-        return path
-    try:
+def debian_tree(path: str | None, work: str) -> str:
+    """A scratch copy of the Debian tree for the python3 and gcc macrobenchmarks (--debian,
+    else the cached one, built when missing), so the peers' writes land in the copy."""
+    if not path:
         from usermode.tools import debian_image
-    except ImportError:
-        return None
-    return debian_image.cached_tree()
+        path = debian_image.ensure()
+    copy = os.path.join(work, "debian")
+    subprocess.run(["cp", "-a", "--reflink=auto", path, copy], check=True)
+    return copy
 
 
 MICRO = ("getppid", "clock_gettime", "write4k", "read4k", "pipe_pingpong", "fork_wait",
@@ -390,7 +390,8 @@ def debian_round(rounds: Rounds, root: str) -> None:
     cmds = {"python3_startup": ["/bench/timeit", "python3_startup", "10", "/usr/bin/python3",
                                 "-c", "pass"],
             "compile_run": ["/bench/timeit", "compile_run", "3", "/bin/sh", "-c",
-                            "gcc -O2 -o /tmp/hello /bench/hello.c && /tmp/hello"]}
+                            "PATH=/usr/bin:/bin; gcc -O2 -o /tmp/hello /bench/hello.c && "
+                            "/tmp/hello"]}
     for name, argv in cmds.items():
         for who in PEERS:
             run = in_guest(who, root, argv)
@@ -469,7 +470,7 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="usermode-bench-")
     root = build(os.path.join(work, "root"))
     install_bench_programs(root)
-    debian = debian_tree(args.debian) if "macro" in groups else None
+    debian = debian_tree(args.debian, work) if "macro" in groups else None
     if debian:
         install_bench_programs(debian)
     rounds = Rounds()
@@ -496,8 +497,6 @@ def main() -> int:
         json.dump({"medians": med, "reps": args.reps, "scale": args.scale,
                    "date": time.strftime("%Y-%m-%d")}, f, indent=1)
     plot(med, args.png)
-    if debian:
-        shutil.rmtree(os.path.join(debian, "bench"), ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
