@@ -390,8 +390,8 @@ def debian_round(rounds: Rounds, root: str) -> None:
     cmds = {"python3_startup": ["/bench/timeit", "python3_startup", "10", "/usr/bin/python3",
                                 "-c", "pass"],
             "compile_run": ["/bench/timeit", "compile_run", "3", "/bin/sh", "-c",
-                            "PATH=/usr/bin:/bin; gcc -O2 -o /tmp/hello /bench/hello.c && "
-                            "/tmp/hello"]}
+                            "export PATH=/usr/bin:/bin; gcc -O2 -o /tmp/hello "
+                            "/bench/hello.c && /tmp/hello"]}
     for name, argv in cmds.items():
         for who in PEERS:
             run = in_guest(who, root, argv)
