@@ -85,9 +85,15 @@ def _clone(t: Task, flags: int, ptid: int, ctid: int) -> int:
 
 
 def _tasks_of(k, uid: int) -> int:
-    """Tasks counted against RLIMIT_NPROC, as Linux counts them: every thread, and a zombie
-    until its parent reaps it."""
-    return sum(max(len(p.alive_threads()), 1) for p in k.procs.values() if p.creds.uid == uid)
+    """Tasks counted against RLIMIT_NPROC, as Linux counts them: every thread, a zombie
+    until its parent reaps it, and a clone allowed but whose child has not appeared yet
+    (otherwise concurrent forkers all pass the check while the host creates their
+    children)."""
+    live = sum(max(len(p.alive_threads()), 1) for p in k.procs.values() if p.creds.uid == uid)
+    pending = sum(1 for task in k.tasks.values()
+                  if task.clone_req is not None and task.creds.uid == uid
+                  and task.clone_req.pid not in k.threads)
+    return live + pending
 
 
 def sys_clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
