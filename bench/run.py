@@ -37,7 +37,21 @@ sys.path.insert(0, ROOT)
 from usermode.tools.busybox_root import build  # noqa: E402
 
 USERMODE = os.path.join(ROOT, ".venv/bin/usermode")
-PEERS = ("native", "uml", "gvisor", "proot", "usermode")
+PEERS = ("native", "uml", "uml1", "gvisor", "proot", "usermode")
+UMLS = ("uml", "uml1")     # the real UML as it starts, and under `taskset -c 0`
+
+
+def uml_command(who: str, root: str, umldir: str, *switches: str,
+                mem: str = "64M") -> list[str] | None:
+    """The real UML kernel booting root over hostfs; uml1 is pinned to one host CPU the
+    way usermode pins itself (host/cpus.py), to show what pinning alone is worth."""
+    linux = shutil.which("linux")
+    if linux is None:
+        return None
+    pin = ["taskset", "-c", "0"] if who == "uml1" else []
+    return [*pin, linux, f"mem={mem}", "root=/dev/root", "rootfstype=hostfs",
+            f"rootflags={root}", "rw", "con0=fd:0,fd:1", "con=null", f"uml_dir={umldir}",
+            *switches]
 MEM = "256M"
 TREE_LINES = ("files", "grep", "lines", "sums", "tar", "listing")
 
@@ -96,18 +110,15 @@ def guest_command(who: str, root: str, argv: list[str], umldir: str) -> list[str
             return None
         return ["runsc", "--platform=ptrace", "--network=none", f"--root={umldir}/runsc",
                 "do", f"--root={root}", "--", *argv]
-    if who == "uml":
-        linux = shutil.which("linux")
-        if linux is None:
+    if who in UMLS:
+        if shutil.which("linux") is None:
             return None
         script = os.path.join(root, "bench", "uml-init.sh")
         with open(script, "w") as f:
             f.write("#!/bin/sh\n" + " ".join(f"'{a}'" for a in argv)
                     + "\n/bin/poweroff -f 2>/dev/null || /sbin/poweroff -f\n")
         os.chmod(script, 0o755)
-        return [linux, f"mem={MEM}", "root=/dev/root", "rootfstype=hostfs", f"rootflags={root}",
-                "rw", "init=/bench/uml-init.sh", "con0=fd:0,fd:1", "con=null",
-                f"uml_dir={umldir}", "quiet"]
+        return uml_command(who, root, umldir, "init=/bench/uml-init.sh", "quiet", mem=MEM)
     raise ValueError(who)
 
 
@@ -194,10 +205,10 @@ def idle_rss(root: str) -> dict[str, float]:
     """Host memory of an idle instance (mem=64M, booted to a busybox shell), in KiB."""
     cmds = {"usermode": [os.path.join(ROOT, ".venv/bin/usermode"), f"rootflags={root}",
                          "mem=64M", "quiet"]}
-    if shutil.which("linux"):
-        cmds["uml"] = [shutil.which("linux"), "mem=64M", "root=/dev/root", "rootfstype=hostfs",
-                       f"rootflags={root}", "rw", "con0=fd:0,fd:1", "con=null", "quiet",
-                       f"uml_dir={tempfile.mkdtemp()}"]
+    for who in UMLS:
+        cmd = uml_command(who, root, tempfile.mkdtemp(), "quiet")
+        if cmd:
+            cmds[who] = cmd
     out = {}
     for who, cmd in cmds.items():
         p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -230,14 +241,12 @@ def prompt_times(root: str) -> dict[str, float]:
                          "mem=64M", "quiet"])
     if um is not None:
         out["usermode"] = um * 1e6
-    linux = shutil.which("linux")
-    if linux:
+    for who in UMLS:
         with tempfile.TemporaryDirectory() as umldir:
-            uml = time_to_prompt([linux, "mem=64M", "root=/dev/root", "rootfstype=hostfs",
-                                  f"rootflags={root}", "rw", "con0=fd:0,fd:1", "con=null",
-                                  f"uml_dir={umldir}", "quiet"])
+            cmd = uml_command(who, root, umldir, "quiet")
+            uml = time_to_prompt(cmd) if cmd else None
         if uml is not None:
-            out["uml"] = uml * 1e6
+            out[who] = uml * 1e6
     return out
 
 
@@ -251,14 +260,12 @@ def boot_times(root: str) -> dict[str, float]:
                      "init=/boot.sh", "quiet"], b"USERMODE-BOOTED")
     if um is not None:
         out["usermode"] = um * 1e6
-    linux = shutil.which("linux")
-    if linux:
+    for who in UMLS:
         with tempfile.TemporaryDirectory() as umldir:
-            uml = time_until([linux, "mem=64M", "root=/dev/root", "rootfstype=hostfs",
-                              f"rootflags={root}", "rw", "init=/boot.sh", "con0=fd:0,fd:1",
-                              "con=null", f"uml_dir={umldir}", "quiet"], b"USERMODE-BOOTED")
+            cmd = uml_command(who, root, umldir, "init=/boot.sh", "quiet")
+            uml = time_until(cmd, b"USERMODE-BOOTED") if cmd else None
         if uml is not None:
-            out["uml"] = uml * 1e6
+            out[who] = uml * 1e6
     return out
 
 
@@ -282,19 +289,18 @@ def ubd_io(root: str, work: str, count: int = 4096) -> dict[str, dict[str, float
         [os.path.join(ROOT, ".venv/bin/usermode"), "run", "--root", root, "--ubd",
          f"ubdb={img}", "--", "/ubdio", "/dev/ubdb", str(count)], capture_output=True,
         text=True, timeout=1200, stdin=subprocess.DEVNULL).stdout)
-    linux = shutil.which("linux")
-    if linux is not None:
-        fresh()
-        with open(os.path.join(root, "ubdio.sh"), "w") as f:
-            f.write(f"#!/bin/sh\n/ubdio /dev/ubdb {count}\n/bin/poweroff -f\n")
-        os.chmod(os.path.join(root, "ubdio.sh"), 0o755)
+    with open(os.path.join(root, "ubdio.sh"), "w") as f:
+        f.write(f"#!/bin/sh\n/ubdio /dev/ubdb {count}\n/bin/poweroff -f\n")
+    os.chmod(os.path.join(root, "ubdio.sh"), 0o755)
+    for who in UMLS:
         with tempfile.TemporaryDirectory() as umldir:
-            p = subprocess.run([linux, "mem=64M", "root=/dev/root", "rootfstype=hostfs",
-                                f"rootflags={root}", "rw", "init=/ubdio.sh", f"ubdb={img}",
-                                "con0=fd:0,fd:1", "con=null", f"uml_dir={umldir}"],
-                               capture_output=True, text=True, timeout=1200,
+            cmd = uml_command(who, root, umldir, "init=/ubdio.sh", f"ubdb={img}")
+            if cmd is None:
+                continue
+            fresh()
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=1200,
                                stdin=subprocess.DEVNULL)
-        out["uml"] = parse(p.stdout)
+        out[who] = parse(p.stdout)
     return {who: {k: v for k, v in res.items() if k.startswith("ubd_")}
             for who, res in out.items()}
 
@@ -411,16 +417,17 @@ def boot_round(rounds: Rounds, root: str) -> None:
 
 def print_table(med: dict[str, dict[str, float]], reps: int) -> None:
     print(f"{reps} interleaved rounds, medians")
-    print(f"{'benchmark':36s}" + "".join(f" {c:>10s}" for c in PEERS) + f" {'um/UML':>8s}")
+    print(f"{'benchmark':36s}" + "".join(f" {c:>9s}" for c in PEERS)
+          + f" {'um/UML':>7s} {'um/UML1':>7s}")
     for n, label in LABELS.items():
         vals = [med[c].get(n) for c in PEERS]
         if all(v is None for v in vals):
             continue
-        um, uml = med["usermode"].get(n), med["uml"].get(n)
-        ratio = f"{um / uml:.2f}" if um and uml else "-"
-        cells = "".join(f" {v * SCALE.get(n, 1):10.2f}" if v is not None else f" {'-':>10s}"
+        um = med["usermode"].get(n)
+        ratios = [f"{um / med[u][n]:.2f}" if um and med[u].get(n) else "-" for u in UMLS]
+        cells = "".join(f" {v * SCALE.get(n, 1):9.2f}" if v is not None else f" {'-':>9s}"
                         for v in vals)
-        print(f"{label:36s}{cells} {ratio:>8s}")
+        print(f"{label:36s}{cells} {ratios[0]:>7s} {ratios[1]:>7s}")
 
 
 def plot(med: dict[str, dict[str, float]], path: str) -> None:
@@ -444,7 +451,7 @@ def plot(med: dict[str, dict[str, float]], path: str) -> None:
             if med[who].get(n):
                 ys.append(row + (i - (len(others) - 1) / 2) * height)
                 xs.append(med[who][n] / med["usermode"][n])
-        ax.barh(ys, xs, height=height, label=who, left=0)
+        ax.barh(ys, xs, height=height, label="UML, taskset -c 0" if who == "uml1" else who, left=0)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
     ax.set_yticks(range(len(names)), [LABELS[n] for n in names])

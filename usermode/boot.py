@@ -11,6 +11,7 @@ Switches (as in User-Mode Linux):
   root=/dev/root rootfstype=hostfs rootflags=DIR   use host directory DIR as the root
   init=PATH        program to run as pid 1 (default /sbin/init, then /bin/sh)
   mem=SIZE         guest memory, e.g. mem=128M
+  ncpus=N          guest CPUs (default 1); the instance runs on N host CPUs
   con0=fd:0,fd:1   console 0 on host fds (the default); con0=null discards it
   conN=CHANNEL     console N (/dev/ttyN); con=CHANNEL for every console but con0
   sslN=CHANNEL     serial line N (/dev/ttySN); ssl=CHANNEL for every serial line
@@ -93,6 +94,10 @@ def boot_main(argv: list[str]) -> int:
             init = val
         elif key == "mem":
             mem = val
+        elif key == "ncpus":
+            if not val.isdigit() or not 1 <= int(val) <= 64:
+                raise BootError(f"{a}: expected ncpus=N with N from 1 to 64")
+            mc["ncpus"] = int(val)
         elif key in ("con", "con0", "ssl", "ssl0") or key[:3] in ("con", "ssl") and key[3:].isdigit():
             chan = parse_channel(a, val)
             if key == "con0":

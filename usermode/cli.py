@@ -26,6 +26,7 @@ def cmd_run(argv: list[str]) -> int:
     ap.add_argument("--cwd", default="/", help="guest working directory of PROG")
     ap.add_argument("--env", action="append", default=[], metavar="K=V")
     ap.add_argument("--mem", default="128M")
+    ap.add_argument("--ncpus", type=int, default=1, help="guest CPUs = host CPUs used (default 1)")
     ap.add_argument("--hostfs", default=None, metavar="DIR",
                     help="allow `mount -t hostfs` of directories below DIR")
     ap.add_argument("--verbose", "-v", action="store_true", help="print the kernel log")
@@ -55,7 +56,7 @@ def cmd_run(argv: list[str]) -> int:
     m = Machine(root=args.root, init=prog, env=env, cwd=args.cwd, mem=args.mem,
                 quiet=not (args.verbose or args.strace), cmdline=" ".join(prog),
                 strace=args.strace, hostfs=args.hostfs, umid=args.umid,
-                uml_dir=args.uml_dir, ubd=args.ubd)
+                uml_dir=args.uml_dir, ubd=args.ubd, ncpus=args.ncpus)
     return m.run()
 
 

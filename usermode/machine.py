@@ -63,7 +63,7 @@ class Machine:
     quiet: bool = True
     cmdline: str = ""
     log: object = None            # callable(str) for kernel messages; default: stderr if not quiet
-    ncpus: int = 1
+    ncpus: int = 1                # guest CPUs; the instance runs on that many host CPUs (host/cpus.py)
     strace: bool = False
     platform: str = "ptrace"      # the back-end that runs guest tasks (host/platform.py)
     hostfs: str | None = None     # UML's hostfs=DIR: guest `mount -t hostfs` confined to DIR
@@ -116,6 +116,7 @@ class Machine:
         k.mem_bytes = mem
         k.strace = self.strace
         k.ncpus = self.ncpus
+        k.host_cpus = getattr(self, "host_cpus", [])
         k.printk(f"Linux version 6.1.0-usermode (usermode {__version__}) #1")
         k.printk(f"Kernel command line: {self.cmdline}")
         k.printk(f"Memory: {mem >> 10}K available")
@@ -341,10 +342,19 @@ class Machine:
     def run(self) -> int:
         """Boot and run (see _run_boots) with the umid directory and mconsole socket
         made before the first boot and removed at shutdown."""
+        from usermode.host import cpus
+        if self.ncpus < 1:
+            raise BootError(f"ncpus={self.ncpus}: expected at least 1")
         self._mc = self._open_mconsole()
+        before = sorted(os.sched_getaffinity(0))
+        self.host_cpus = cpus.choose(self.ncpus)
+        if not cpus.pin(self.host_cpus):
+            self.host_cpus = []
         try:
             return self._run_boots()
         finally:
+            if self.host_cpus:
+                cpus.pin(before)        # an embedding program's thread gets its CPUs back
             if self._mc is not None:
                 self._mc.close()
                 self._mc = None

@@ -258,9 +258,9 @@ def escape_comm(comm: bytes) -> bytes:
     return comm.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
 
 
-def bitmap_hex(nbits: int) -> str:
-    """A cpumask of the first nbits set, in the %*pb format (32-bit groups, commas)."""
-    text = f"{(1 << nbits) - 1:x}"
+def bitmap_hex(mask: int, nbits: int) -> str:
+    """A cpumask of nbits CPUs in the %*pb format (32-bit groups, commas)."""
+    text = f"{mask:x}"
     digits = (nbits + 3) // 4
     text = text.rjust(digits, "0")
     groups = []
@@ -268,6 +268,19 @@ def bitmap_hex(nbits: int) -> str:
         groups.insert(0, text[-8:])
         text = text[:-8]
     return ",".join(groups)
+
+
+def bitmap_list(mask: int) -> str:
+    """The %*pbl format: "0", "0-3", "0,2"."""
+    bits = [i for i in range(mask.bit_length()) if mask >> i & 1]
+    runs: list[str] = []
+    for i in bits:
+        if runs and i - 1 in bits:
+            lo = runs[-1].split("-")[0]
+            runs[-1] = f"{lo}-{i}"
+        else:
+            runs.append(str(i))
+    return ",".join(runs)
 
 
 def render_status(k, hi: "HostInfo", proc: "Process", t: "Task | None", whole: bool,
@@ -286,6 +299,7 @@ def render_status(k, hi: "HostInfo", proc: "Process", t: "Task | None", whole: b
     ppid = proc.parent.pid if proc.parent is not None else 0
     files = live.files if live is not None else None
     fdsize = 0 if files is None else fd_size(max((fd for fd, _ in files), default=0))
+    cpus = task.cpu_mask if task is not None else (1 << k.ncpus) - 1
     lines = [
         f"State:\t{STATES[state_letter(proc, t, hs[0] if hs else '')]}",
         f"Tgid:\t{proc.pid}", "Ngid:\t0", f"Pid:\t{tid}", f"PPid:\t{ppid}", "TracerPid:\t0",
@@ -319,8 +333,8 @@ def render_status(k, hi: "HostInfo", proc: "Process", t: "Task | None", whole: b
               "Seccomp:\t0", "Seccomp_filters:\t0",
               "Speculation_Store_Bypass:\tthread vulnerable",
               "SpeculationIndirectBranch:\tconditional enabled",
-              f"Cpus_allowed:\t{bitmap_hex(k.ncpus)}",
-              "Cpus_allowed_list:\t" + ("0" if k.ncpus <= 1 else f"0-{k.ncpus - 1}"),
+              f"Cpus_allowed:\t{bitmap_hex(cpus, k.ncpus)}",
+              f"Cpus_allowed_list:\t{bitmap_list(cpus)}",
               f"Mems_allowed:\t{MEMS_ALLOWED}", "Mems_allowed_list:\t0",
               f"voluntary_ctxt_switches:\t{_hint(hst, 'voluntary_ctxt_switches')}",
               f"nonvoluntary_ctxt_switches:\t{_hint(hst, 'nonvoluntary_ctxt_switches')}"]

@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterator
 
+from usermode.host import cpus
 from usermode.host import ptrace as pt
 from usermode.host import seccomp
 from usermode.host.stub import STUB_AFTER_SYSCALL, STUB_SYSCALL
@@ -420,6 +421,7 @@ class PtracePlatform:
     resume_to_syscall_exit = staticmethod(resume_to_syscall_exit)
     interrupt = staticmethod(interrupt)
     kill = staticmethod(host_kill)
+    set_affinity = staticmethod(cpus.pin)
     signal_state = staticmethod(signal_state)
     auxv = staticmethod(host_auxv)
     rss_kb = staticmethod(host_rss_kb)

@@ -53,8 +53,8 @@ SAFE_FUTEX = [0, 1, 2, 3, 4, 5, 9, 10]
 # arch_prctl: SET_GS, SET_FS, GET_FS, GET_GS
 SAFE_ARCH_PRCTL = [0x1001, 0x1002, 0x1003, 0x1004]
 # calls that are native when their first argument (a pid) is 0, i.e. the caller itself
-# (not sched_getaffinity: the host's CPU mask would contradict the guest's ncpus)
-SELF_PID_ZERO = ["sched_setaffinity", "sched_getparam", "sched_getscheduler"]
+# (not sched_get/setaffinity: the masks are the guest's CPUs, mapped onto the instance's)
+SELF_PID_ZERO = ["sched_getparam", "sched_getscheduler"]
 
 
 class _Asm:

@@ -78,6 +78,7 @@ class Kernel:
         self.mem_bytes = 128 << 20
         self.committed = 0                        # accounted guest memory (sys_mm.py)
         self.ncpus = 1
+        self.host_cpus: list[int] = []     # guest CPU i runs on host CPU host_cpus[i] ([]: any)
         self.cad_enabled = True
         self.log_buffer = bytearray()
         self.frozen = False                       # mconsole `stop`: see freeze()

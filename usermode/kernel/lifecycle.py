@@ -80,6 +80,7 @@ def on_new_task(self: "Kernel", t: Task) -> None:
     child.started = True
     child.saved_args = t.saved_args
     child.comm = t.comm
+    child.cpu_mask = t.cpu_mask
     proc.threads.append(child)
     self.threads[req.pid] = child
     self.tasks[child_host] = child

@@ -91,7 +91,7 @@ class Task:
                  "after_native", "clear_child_tid", "robust_list", "comm", "wake_fn",
                  "deferred_signals", "exec_pending", "started", "in_syscall_nr",
                  "interrupting", "held_signal", "clone_req",
-                 "exec_reaped", "saved_args",
+                 "exec_reaped", "saved_args", "cpu_mask",
                  "__weakref__")
 
     def __init__(self, kernel: "Kernel", tid: int, host_tid: int, process: Process) -> None:
@@ -124,6 +124,7 @@ class Task:
         self.clone_req = None
         self.exec_reaped = False
         self.saved_args: tuple[int, ...] = ()
+        self.cpu_mask = (1 << kernel.ncpus) - 1    # sched_setaffinity's, in guest CPUs
 
     @property
     def pid(self) -> int:

@@ -343,21 +343,37 @@ def sys_sched_get_priority_min(t: Task, policy: int) -> int:
     raise Errno(errno.EINVAL)
 
 
-def sys_sched_getaffinity(t: Task, pid: int, size: int, mask: int) -> int:
-    """sched_getaffinity(2): the guest's CPUs 0..ncpus-1, also for the caller (nproc and
-    sysconf(_SC_NPROCESSORS_ONLN) must agree)."""
+def _affinity_task(t: Task, pid: int) -> Task:
     _sched_target(t, pid)
-    n = t.kernel.ncpus
+    return t.kernel.threads[s32(pid)] if s32(pid) else t
+
+
+def sys_sched_getaffinity(t: Task, pid: int, size: int, mask: int) -> int:
+    """sched_getaffinity(2): a mask of the guest's CPUs 0..ncpus-1 (nproc and
+    sysconf(_SC_NPROCESSORS_ONLN) must agree), not the host's."""
+    target = _affinity_task(t, pid)
     if s32(size) < 8 or size % 8:
         raise Errno(errno.EINVAL)
-    t.mm.copy_out(mask, ((1 << n) - 1).to_bytes(8, "little"))
+    t.mm.copy_out(mask, target.cpu_mask.to_bytes(8, "little"))
     return 8
 
 
 def sys_sched_setaffinity(t: Task, pid: int, size: int, mask: int) -> int:
-    """sched_setaffinity(2) of another task: accepted, the host places tasks."""
-    _sched_target(t, pid)
-    t.mm.copy_in(mask, min(s32(size), 8))
+    """sched_setaffinity(2): guest CPU i is the instance's host CPU i, so a task confined
+    to guest CPUs is confined to those host CPUs; it can never leave the instance's."""
+    target = _affinity_task(t, pid)
+    raw = t.mm.copy_in(mask, min(s32(size) & 0xFFFF, 8)) if s32(size) > 0 else b""
+    want = int.from_bytes(raw, "little") & ((1 << t.kernel.ncpus) - 1)
+    if not want:
+        raise Errno(errno.EINVAL)
+    if target.creds.uid != t.creds.euid and target.creds.euid != t.creds.euid and \
+            t.creds.euid != 0:
+        raise Errno(errno.EPERM)
+    host = t.kernel.host_cpus
+    if host:
+        chosen = sorted({host[i % len(host)] for i in range(t.kernel.ncpus) if want >> i & 1})
+        t.kernel.platform.set_affinity(chosen, target.host_tid)
+    target.cpu_mask = want
     return 0
 
 
@@ -389,6 +405,6 @@ SYSCALLS = [
     ("sched_get_priority_max", sys_sched_get_priority_max, "supported", ""),
     ("sched_get_priority_min", sys_sched_get_priority_min, "supported", ""),
     ("sched_getaffinity", sys_sched_getaffinity, "supported", "CPUs 0..ncpus-1"),
-    ("sched_setaffinity", sys_sched_setaffinity, "partial", "other tasks: accepted, not applied"),
+    ("sched_setaffinity", sys_sched_setaffinity, "supported", "guest CPU i = the instance's host CPU i"),
     ("sched_rr_get_interval", sys_sched_rr_get_interval, "supported", ""),
 ]

@@ -37,7 +37,6 @@ NATIVE_PARTIAL = {
     "madvise": "native for advice that only affects the caller's pages",
     "futex": "native except PI futexes (ENOSYS: they name owners by host tid)",
     "arch_prctl": "ARCH_SET/GET_FS/GS native; others ENOSYS",
-    "sched_setaffinity": "native for the caller (pid 0)",
 }
 
 REFUSED = {
