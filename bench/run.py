@@ -165,11 +165,11 @@ def time_until(cmd: list[str], marker: bytes, timeout: float = 120.0) -> float |
     """Seconds from starting cmd until marker appears on its stdout (then it is killed)."""
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         stdin=subprocess.DEVNULL)
+                         stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         return _seconds_until(p.stdout.fileno(), lambda b: marker in b, t0, timeout)
     finally:
-        p.kill()
+        os.killpg(p.pid, 9)         # UML's own processes too
         p.wait()
 
 

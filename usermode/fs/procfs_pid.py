@@ -42,18 +42,47 @@ class PidDir(Dir):
         self._built = False
         super().__init__(fs, owner=self.owner_ids)
 
-    # built on first use: every exec of busybox resolves /proc/self/exe, and building
-    # the ~30 entries would cost more than the lookup itself
+    # Entries are made on first use, one by one: every exec of busybox resolves
+    # /proc/self/exe, and making all ~30 inodes would cost more than that lookup.
+    # build() only records how to make each (self._makers); listing makes them all.
     @property
     def entries(self) -> dict[bytes, Inode]:
         if not self._built:
             self._built = True
             self.build()
+        if self._makers:
+            for name in list(self._makers):
+                self._make(name)
         return self._entries
 
     @entries.setter
     def entries(self, value: dict[bytes, Inode]) -> None:
         self._entries = value
+        self._makers: dict[bytes, Callable[[], Inode]] = {}
+
+    def _make(self, name: bytes) -> Inode | None:
+        maker = self._makers.pop(name, None)
+        if maker is None:
+            return None
+        inode = maker()
+        self._entries[name] = inode
+        self.nlink += inode.is_dir
+        return inode
+
+    def add(self, name: str | bytes, inode: "Inode | Callable[[], Inode]") -> None:
+        key = name.encode() if isinstance(name, str) else name
+        self._makers[key] = inode if callable(inode) and not isinstance(inode, Inode) \
+            else (lambda: inode)
+
+    def lookup(self, name: bytes) -> Inode:
+        self.allow(self.sb.current)
+        if not self._built:
+            self._built = True
+            self.build()
+        node = self._entries.get(name) or self._make(name)
+        if node is None:
+            raise Errno(errno.ENOENT)
+        return node
 
     def getattr(self) -> Stat:
         self.entries                  # nlink counts the subdirectories
@@ -98,11 +127,11 @@ class PidDir(Dir):
             self.need_alive()
             return render(t)
         check = self.ptrace_check if private else None
-        self.add(name, GenFile(self.sb, gen, mode, writer, self.owner_ids, check))
+        self.add(name, lambda: GenFile(self.sb, gen, mode, writer, self.owner_ids, check))
 
     def link(self, name: str, target: Callable[["Task | None"], bytes],
              jump: Callable[["Task | None"], Path | None] | None = None) -> None:
-        self.add(name, Link(self.sb, target, jump, self.owner_ids, self.ptrace_check))
+        self.add(name, lambda: Link(self.sb, target, jump, self.owner_ids, self.ptrace_check))
 
     def build(self) -> None:
         fs, k = self.sb, self.sb.kernel
@@ -137,11 +166,11 @@ class PidDir(Dir):
         self.link("root", lambda t: fs.d_path_for(t, self.fs_task().fs.root),
                   lambda t: self.fs_task().fs.root)
         self.link("exe", self.exe_target)
-        self.add("fd", FdDir(self, info=False))
-        self.add("fdinfo", FdDir(self, info=True))
-        self.add("net", Dir(fs, dynamic=fs.net_entries, owner=self.owner_ids))
+        self.add("fd", lambda: FdDir(self, info=False))
+        self.add("fdinfo", lambda: FdDir(self, info=True))
+        self.add("net", lambda: Dir(fs, dynamic=fs.net_entries, owner=self.owner_ids))
         if whole:
-            self.add("task", Dir(fs, dynamic=self.threads, owner=self.owner_ids))
+            self.add("task", lambda: Dir(fs, dynamic=self.threads, owner=self.owner_ids))
         else:
             self.file("children", lambda t: b"".join(
                 b"%d " % c.pid for c in self.proc.children))

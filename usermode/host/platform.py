@@ -15,12 +15,13 @@ import resource
 import signal
 import struct
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from usermode.host import cpus
 from usermode.host import ptrace as pt
 from usermode.host import seccomp
-from usermode.host.stub import STUB_AFTER_SYSCALL, STUB_SYSCALL
+from usermode.host.stub import (BATCH_ENTRY, STUB_AFTER_SYSCALL, STUB_BATCH, STUB_BATCH_DONE,
+                                STUB_SYSCALL)
 
 # Stop kinds
 SYSCALL, EXITED, SIGNALED, SIGNAL, EXEC, NEWTASK, GROUP_STOP, SYSCALL_EXIT, EVENT = range(9)
@@ -296,6 +297,14 @@ class Injector:
         self.regs = pt.Regs()
         self.regs_current = False     # regs hold the task's registers as they are now
         self.deferred_signals: list[int] = []
+        self.kernel_pid = os.getpid()  # whose fds borrow_fd and exec's batch lend
+        self.refused_borrow = False    # exec's load found pidfd_getfd refused
+
+    def load_regs(self) -> "pt.Regs":
+        """The task's registers now (also the starting point of the next call)."""
+        pt.getregs(self.tid, self.regs)
+        self.regs_current = True
+        return self.regs
 
     @contextlib.contextmanager
     def unfiltered(self) -> Iterator[None]:
@@ -340,22 +349,6 @@ class Injector:
         finally:
             self.close_fd(hfd)
 
-    def leave_syscall(self) -> None:
-        """From a stop inside a syscall (the exec event), run to its exit stop, so that the
-        return value the host writes cannot overwrite the registers we set next."""
-        pt.syscall(self.tid, 0)
-        while True:
-            st = decode(wait_one(self.tid))
-            if st.kind == SYSCALL_EXIT:
-                return
-            if st.kind == SIGNAL:
-                self.deferred_signals.append(st.value)
-                pt.syscall(self.tid, 0)
-                continue
-            if st.kind in (EXITED, SIGNALED):
-                raise InjectError("task ended during exec")
-            pt.syscall(self.tid, 0)
-
     def call(self, nr: int, *args: int) -> int:
         r = self.regs
         tid = self.tid
@@ -368,6 +361,40 @@ class Injector:
             r[reg] = val & 0xFFFFFFFFFFFFFFFF
         r[pt.RIP] = STUB_SYSCALL
         pt.setregs(tid, r)
+        self.run_until_trap(STUB_AFTER_SYSCALL + 1)
+        self.regs_current = True               # the next call starts from these
+        res = r[pt.RAX]
+        return res - (1 << 64) if res >= (1 << 63) else res
+
+    def batch(self, calls: "list[Call]", table: int) -> list[int]:
+        """Run calls in a row inside the stopped task, in one stop: the table is written
+        at `table`, which must be memory no other task can write while the loop reads it
+        (exec's fresh stack), the stub's loop runs it, and the results (-errno for a
+        failure) are read back. self.write/self.read access the task's memory."""
+        blob = b"".join(_ENTRY.pack(nr, *(list(a & M64 for a in args) + [0] * 6)[:6],
+                                    ref1, ref5) for nr, args, ref1, ref5 in calls) + _END
+        if not self.write(table, blob):
+            raise InjectError("cannot write the batch table")
+        r, tid = self.regs, self.tid
+        if not self.regs_current:
+            pt.getregs(tid, r)
+        r[pt.ORIG_RAX] = M64
+        r[pt.R12] = table
+        r[pt.RIP] = STUB_BATCH
+        pt.setregs(tid, r)
+        self.run_until_trap(STUB_BATCH_DONE)
+        self.regs_current = True
+        out = self.read(table, len(calls) * BATCH_ENTRY)
+        if out is None:
+            raise InjectError("cannot read the batch results")
+        res = [int.from_bytes(out[i:i + 8], "little")
+               for i in range(0, len(calls) * BATCH_ENTRY, BATCH_ENTRY)]
+        return [v - (1 << 64) if v >> 63 else v for v in res]
+
+    def run_until_trap(self, rip: int) -> None:
+        """Resume the task and wait for the stub's int3 (the task stopped with rip there);
+        self.regs then hold its registers. Signals that arrive meanwhile are deferred."""
+        tid, r = self.tid, self.regs
         pt.cont(tid, 0)
         while True:
             status = wait_one(tid)
@@ -377,10 +404,8 @@ class Injector:
                 continue
             if st.kind == SIGNAL and st.value == signal.SIGTRAP:
                 pt.getregs(tid, r)
-                if r[pt.RIP] == STUB_AFTER_SYSCALL + 1:
-                    self.regs_current = True       # the next call starts from these
-                    res = r[pt.RAX]
-                    return res - (1 << 64) if res >= (1 << 63) else res
+                if r[pt.RIP] == rip:
+                    return
                 raise InjectError(f"unexpected SIGTRAP at {r[pt.RIP]:#x}")
             if st.kind == SIGNAL:
                 self.deferred_signals.append(st.value)
@@ -390,6 +415,22 @@ class Injector:
                 pt.cont(tid, 0)
                 continue
             raise InjectError(f"task {tid} ended during an injected syscall ({st})")
+
+
+M64 = 0xFFFFFFFFFFFFFFFF
+
+
+class Call(NamedTuple):
+    """One entry of a batch: nr(args), with a1 += result of entry ref1 - 1 and a5 +=
+    result of entry ref5 - 1 when those are nonzero (see stub_batch.S)."""
+    nr: int
+    args: tuple[int, ...]
+    ref1: int = 0
+    ref5: int = 0
+
+
+_ENTRY = struct.Struct("<7Q2B6x")      # BATCH_ENTRY bytes
+_END = (0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
 
 
 class InjectError(Exception):

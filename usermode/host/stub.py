@@ -2,8 +2,9 @@
 
 On exec, a guest process really execve()s this file on the host, which gives it a fresh
 address space, ends its other threads and releases a vfork parent; our kernel then loads the
-guest's program into it. The stub's only code is `syscall; int3`, which the kernel uses to
-inject system calls into a stopped task.
+guest's program into it. The stub's code is `syscall; int3`, which the kernel uses to
+inject one system call into a stopped task, and a loop that runs a table of calls in a row
+(stub_batch.S) so that exec's dozen mmaps cost one stop instead of one each.
 """
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ import tempfile
 STUB_BASE = 0x3FF000000000
 STUB_SYSCALL = STUB_BASE + 0x1000      # address of the `syscall` instruction
 STUB_AFTER_SYSCALL = STUB_SYSCALL + 2  # rip once the syscall has been executed
-CODE = b"\x0f\x05\xcc" + b"\xcc" * 13
+STUB_BATCH = STUB_SYSCALL + 16        # the batch loop: r12 = its table (stub_batch.S)
+# stub_batch.S assembled (`as`; tests/unit/test_stub.py checks these bytes against it)
+BATCH_CODE = bytes.fromhex(
+    "4d89e5498b45004883f8ff7448498b7d08498b7510498b55184d8b55204d8b45284d8b4d30"
+    "410fb64d3885c9740948c1e10649037c0cc0410fb64d3985c9740948c1e1064d03440cc0"
+    "0f05498945004983c540ebaecc")
+STUB_BATCH_DONE = STUB_BATCH + len(BATCH_CODE)   # rip after the loop's closing int3
+BATCH_ENTRY = 64                       # bytes per table entry: nr, a1..a6, ref1, ref5
+CODE = b"\x0f\x05\xcc" + b"\xcc" * 13 + BATCH_CODE
 
 
 def stub_image() -> bytes:

@@ -134,83 +134,106 @@ class ExecPlan:
     arg_range: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
-def load_image(inj, img: Image, base_hint: int | None, mappings: list[Mapping],
-               memfd: int | None = None) -> int:
-    """Map one image with injected mmaps, each with its final protection; returns the load
-    bias. With memfd (the file's page cache), segments are private mappings of it, as
-    Linux maps them from the file: processes share the pages until they write. Without,
-    the contents are written through /proc/<pid>/mem, which writes read-only pages."""
+NR_CLOSE, NR_MUNMAP, NR_PIDFD_OPEN, NR_PIDFD_GETFD = 3, 11, 434, 438
+MAP_STACK = 0x20000
+
+
+class LoadBatch:
+    """exec's system calls, collected so that the stub runs them all in one stop
+    (Injector.batch). An entry may add an earlier entry's result to its address (a1: the
+    load base of an image placed by the host) or to its fd (a5: a borrowed memfd)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, tuple[int, ...], int, int]] = []
+
+    def add(self, nr: int, *args: int, base: int | None = None, fd: int | None = None) -> int:
+        self.calls.append((nr, args, 0 if base is None else base + 1, 0 if fd is None else fd + 1))
+        return len(self.calls) - 1
+
+
+@dataclass(slots=True)
+class Staged:
+    """One image's part of the batch, and what to finish once the results are in."""
+    img: Image
+    lo: int
+    size: int                   # hi - lo: the span of its segments
+    bias: int                   # the load bias, when known before the batch
+    reserve: int | None         # else: the entry that placed it (bias = result - lo)
+    getfd: int | None           # the entry that borrowed its memfd, if mapped from it
+
+
+def stage_image(b: LoadBatch, img: Image, base_hint: int | None, memfd: int | None,
+                pidfd: int | None) -> Staged:
+    """Add the mmaps that load img. Its segments are private mappings of its page-cache
+    memfd (processes share the pages until they write, as with Linux's file mappings)
+    when memfd is given, else anonymous memory its bytes are written into afterwards.
+    Gaps between segments stay unmapped, as Linux leaves them."""
     lo = page_down(min(s.vaddr for s in img.segments))
     hi = page_up(max(s.vaddr + s.memsz for s in img.segments))
-    first = img.segments[0]
     anon = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
-    if img.pie:
-        want = base_hint if base_hint is not None else 0
-        flags = MAP_PRIVATE | MAP_ANONYMOUS | (MAP_FIXED if want else 0)
-        addr = inj.call(NR_MMAP, want, hi - lo, first.prot, flags, -1, 0)
-        if addr < 0:
-            raise Errno(-addr)
-        bias = addr - lo
-    else:
-        bias = 0
-        addr = inj.call(NR_MMAP, lo, hi - lo, first.prot, anon, -1, 0)
-        if addr < 0:
-            raise Errno(-addr)
-    fd = inj.borrow_fd(memfd) if memfd is not None else -1
-    try:
-        prev_end = 0
-        for i, s in enumerate(img.segments):
-            start = page_down(s.vaddr)
-            end = page_up(s.vaddr + s.memsz)
-            if fd >= 0:
-                _map_segment(inj, fd, s, bias)
-            else:
-                if i:
-                    _check(inj.call(NR_MMAP, bias + start, end - start, s.prot, anon, -1, 0))
-                # Linux maps whole file pages, so bytes before vaddr in the first page come
-                # from the file too (that is how AT_PHDR points at the headers); keep that.
-                pre = s.vaddr - start if start >= prev_end and s.offset >= s.vaddr - start else 0
-                chunk = img.data[s.offset - pre:s.offset + s.filesz]
-                if chunk and not inj.write(bias + s.vaddr - pre, chunk):
-                    raise Errno(errno.EFAULT)
-            # the file's pages carry its name; a bss beyond them is anonymous, as on Linux
-            file_end = page_up(s.vaddr + s.filesz) if s.filesz else start
-            if file_end > start:
-                mappings.append(Mapping(bias + start, bias + file_end, s.prot, img.path,
-                                        page_down(s.offset)))
-            if end > file_end:
-                mappings.append(Mapping(bias + file_end, bias + end, s.prot))
-            prev_end = end
-    finally:
-        if fd >= 0:
-            inj.close_fd(fd)
-    return bias
+    reserve = None
+    bias = 0
+    if img.pie and base_hint is None:        # the host chooses where (ld.so)
+        reserve = b.add(NR_MMAP, 0, hi - lo, img.segments[0].prot,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    elif img.pie:
+        bias = base_hint - lo
+
+    def at(vaddr: int) -> int:
+        return vaddr - lo if reserve is not None else bias + vaddr
+    getfd = None
+    if memfd is not None and pidfd is not None:
+        getfd = b.add(NR_PIDFD_GETFD, 0, memfd, 0, base=pidfd)
+    for s in img.segments:
+        start = page_down(s.vaddr)
+        end = page_up(s.vaddr + s.memsz)
+        file_end = page_up(s.vaddr + s.filesz) if s.filesz else start
+        if getfd is None:
+            b.add(NR_MMAP, at(start), end - start, s.prot, anon, -1, 0, base=reserve)
+            continue
+        if file_end > start:
+            b.add(NR_MMAP, at(start), file_end - start, s.prot, MAP_PRIVATE | MAP_FIXED, 0,
+                  page_down(s.offset), base=reserve, fd=getfd)
+        if end > file_end:
+            b.add(NR_MMAP, at(file_end), end - file_end, s.prot, anon, -1, 0, base=reserve)
+    if getfd is not None:
+        b.add(NR_CLOSE, 0, base=getfd)
+    return Staged(img, lo, hi - lo, bias, reserve, getfd)
 
 
-def _check(r: int) -> int:
-    if r < 0:
-        raise Errno(-r)
-    return r
-
-
-def _map_segment(inj, fd: int, s: Segment, bias: int) -> None:
-    """One PT_LOAD as Linux's elf_map: the file pages, the rest of the last file page
-    zeroed, and anonymous zero pages for the bss beyond it."""
-    start = page_down(s.vaddr)
-    file_end = page_up(s.vaddr + s.filesz) if s.filesz else start
-    end = page_up(s.vaddr + s.memsz)
-    if file_end > start:
-        _check(inj.call(NR_MMAP, bias + start, file_end - start, s.prot,
-                        MAP_PRIVATE | MAP_FIXED, fd, page_down(s.offset)))
-        # like padzero: the whole rest of the page, not only to memsz (ld.so's early
-        # malloc starts at _end and uses the rest of that page)
-        tail = s.vaddr + s.filesz
-        if s.memsz > s.filesz and tail < file_end:
-            if not inj.write(bias + tail, bytes(file_end - tail)):
+def finish_image(inj, st: Staged, res: list[int], mappings: list[Mapping]) -> int:
+    """After the batch: the image's bias, its mappings recorded, the bytes that mmap did
+    not provide written (the zeroed tail of a file page before the bss, like padzero;
+    everything, for an image without a memfd)."""
+    img = st.img
+    bias = res[st.reserve] - st.lo if st.reserve is not None else st.bias
+    prev_end = 0
+    for s in img.segments:
+        start = page_down(s.vaddr)
+        end = page_up(s.vaddr + s.memsz)
+        file_end = page_up(s.vaddr + s.filesz) if s.filesz else start
+        if st.getfd is not None:
+            # like padzero: the whole rest of the page, not only to memsz (ld.so's early
+            # malloc starts at _end and uses the rest of that page)
+            tail = s.vaddr + s.filesz
+            if s.memsz > s.filesz and tail < file_end and \
+                    not inj.write(bias + tail, bytes(file_end - tail)):
                 raise Errno(errno.EFAULT)
-    if end > file_end:
-        _check(inj.call(NR_MMAP, bias + file_end, end - file_end, s.prot,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0))
+        else:
+            # Linux maps whole file pages, so bytes before vaddr in the first page come
+            # from the file too (that is how AT_PHDR points at the headers); keep that.
+            pre = s.vaddr - start if start >= prev_end and s.offset >= s.vaddr - start else 0
+            chunk = img.data[s.offset - pre:s.offset + s.filesz]
+            if chunk and not inj.write(bias + s.vaddr - pre, chunk):
+                raise Errno(errno.EFAULT)
+        # the file's pages carry its name; a bss beyond them is anonymous, as on Linux
+        if file_end > start:
+            mappings.append(Mapping(bias + start, bias + file_end, s.prot, img.path,
+                                    page_down(s.offset)))
+        if end > file_end:
+            mappings.append(Mapping(bias + file_end, bias + end, s.prot))
+        prev_end = end
+    return bias
 
 
 def phdr_address(img: Image, bias: int) -> int:
@@ -272,28 +295,53 @@ def build_stack(top: int, plan: ExecPlan, auxv: list[tuple[int, int]]) -> tuple[
     return sp, bytes(blob), arg_start, env_start, env_start, execfn_at
 
 
-def load(inj, plan: ExecPlan, host_aux: dict[int, int],
-         memfd_of: Callable[[Image], int | None] = lambda img: None
-         ) -> tuple[int, int, int, list[Mapping]]:
-    """Load plan into the fresh stub address space. Returns (entry, sp, brk, mappings).
-    memfd_of gives an image's page-cache memfd (None: copy the contents instead)."""
-    maps: list[Mapping] = []
+def load(inj, plan: ExecPlan, host_aux: dict[int, int], table: int,
+         memfd_of: Callable[[Image], int | None] = lambda img: None,
+         borrow: bool = True) -> tuple[int, int, int, list[Mapping]]:
+    """Load plan into the fresh stub address space, with one batch of calls (the table at
+    `table`, in the fresh stack). Returns (entry, sp, brk, mappings). memfd_of gives an
+    image's page-cache memfd (None: copy the contents instead); borrow False: do not try
+    (the host refused pidfd_getfd before). Raises Errno; a host that refuses to lend the
+    memfds gets a second batch that copies, and inj.refused_borrow is then set."""
     main = plan.main
-    bias = load_image(inj, main, PIE_BASE - page_down(main.segments[0].vaddr) if main.pie else None,
-                      maps, memfd_of(main))
+    hints = [PIE_BASE - page_down(main.segments[0].vaddr) if main.pie else None, None]
+    images = [main] + ([plan.interp] if plan.interp is not None else [])
+    fds = [memfd_of(img) if borrow else None for img in images]
+    b = LoadBatch()
+    pidfd = b.add(NR_PIDFD_OPEN, inj.kernel_pid, 0) if any(f is not None for f in fds) else None
+    staged = [stage_image(b, img, hint, fd, pidfd) for img, hint, fd in zip(images, hints, fds)]
+    if pidfd is not None:
+        b.add(NR_CLOSE, 0, base=pidfd)
+    stack_at = b.add(NR_MMAP, 0, STACK_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0)
+    res = inj.batch(b.calls, table)
+    lent = [st.getfd for st in staged if st.getfd is not None]
+    if pidfd is not None and (res[pidfd] < 0 or any(res[i] < 0 for i in lent)):
+        # no pidfd_getfd here (Yama, an old host): undo what was placed, and copy
+        undo = LoadBatch()
+        placed = [(st.reserve, st.size) for st in staged if st.reserve is not None]
+        for i, size in placed + [(stack_at, STACK_SIZE)]:
+            if res[i] >= 0:
+                undo.add(NR_MUNMAP, res[i], size)
+        if undo.calls:
+            inj.batch(undo.calls, table)
+        inj.refused_borrow = True
+        return load(inj, plan, host_aux, table, memfd_of, borrow=False)
+    for r in res:
+        if r < 0:
+            raise Errno(-r)
+    maps: list[Mapping] = []
+    bias = finish_image(inj, staged[0], res, maps)
     end = max(bias + s.vaddr + s.memsz for s in main.segments)
     entry = bias + main.entry
     base = 0
     if plan.interp is not None:
-        ibias = load_image(inj, plan.interp, None, maps, memfd_of(plan.interp))
+        ibias = finish_image(inj, staged[1], res, maps)
         base = ibias + page_down(min(s.vaddr for s in plan.interp.segments))
         start = ibias + plan.interp.entry
     else:
         start = entry
-    stack = inj.call(NR_MMAP, 0, STACK_SIZE, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | 0x20000, -1, 0)
-    if stack < 0:
-        raise Errno(-stack)
+    stack = res[stack_at]
     top = stack + STACK_SIZE
     maps.append(Mapping(stack, top, PROT_READ | PROT_WRITE, "[stack]"))
     auxv = [(AT["SYSINFO_EHDR"], host_aux.get(33, 0))] if host_aux.get(33) else []

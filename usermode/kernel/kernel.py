@@ -79,6 +79,7 @@ class Kernel:
         self.committed = 0                        # accounted guest memory (sys_mm.py)
         self.ncpus = 1
         self.host_cpus: list[int] = []     # guest CPU i runs on host CPU host_cpus[i] ([]: any)
+        self.borrow_memfds = True          # exec maps programs from the page cache (elf.load)
         self.cad_enabled = True
         self.log_buffer = bytearray()
         self.frozen = False                       # mconsole `stop`: see freeze()

@@ -137,11 +137,17 @@ def on_exec(self: "Kernel", t: Task) -> None:
     proc.mm = t.mm = mm
     inj = self.platform.Injector(t.host_tid)
     inj.write = mm.mem.write          # type: ignore[attr-defined]
+    inj.read = mm.mem.read            # type: ignore[attr-defined]
     try:
-        inj.leave_syscall()
+        # From the exec event stop, straight into the stub's batch loop: the table goes
+        # in the stub's fresh stack, which nothing else can reach.
+        table = (inj.load_regs()[pt.RSP] - 16384) & ~63
         with inj.unfiltered():
-            entry, sp, brk, maps = load(inj, plan, self.platform.auxv(t.host_tid),
-                                        self.image_memfd)
+            entry, sp, brk, maps = load(inj, plan, self.platform.auxv(t.host_tid), table,
+                                        self.image_memfd, self.borrow_memfds)
+        if inj.refused_borrow:
+            self.borrow_memfds = False
+            self.printk("usermode: the host refuses pidfd_getfd; exec copies programs")
     except (Errno, hp.InjectError) as e:
         self.printk(f"usermode: exec of {plan.filename!r} failed after the point of no return: {e}")
         self.platform.kill(t.host_tid, signal.SIGKILL, True)
@@ -152,7 +158,7 @@ def on_exec(self: "Kernel", t: Task) -> None:
     mm.stack_top = sp
     mm.arg_start, mm.arg_end, mm.env_start, mm.env_end = plan.arg_range
     r = t.regs.r
-    self.platform.getregs(t.host_tid, r)
+    r[:] = inj.regs                   # as the batch left them: segment and flag registers
     for i in range(pt.R15, pt.ORIG_RAX + 1):
         r[i] = 0
     r[pt.ORIG_RAX] = (1 << 64) - 1
