@@ -29,6 +29,7 @@ ATTEMPTS = [
     "/proc/<kernel>/mem",
     "/proc/<kernel>/cmdline",
     "clone(CLONE_UNTRACED)",
+    "rewrite the stub's code",
 ]
 
 
@@ -76,3 +77,21 @@ def test_escape_refused(escape_runs, attempt, link):
                    f"stdout:\n{_tail(res.stdout, 30)}\nstderr:\n{_tail(res.stderr, 20)}")
     verdict = found[0][len(attempt) + 2:]
     assert re.match(r"(refused|confined) \(", verdict), f"{attempt}: {verdict}"
+
+
+UNSEALED = ("import sys, usermode.kernel.elf as elf; elf.NR_MSEAL = 39; "   # getpid, not mseal
+            "from usermode.cli import main; sys.argv[0] = 'usermode'; sys.exit(main())")
+
+
+def test_rewritten_stub_is_caught_without_mseal(build, tmp_path):
+    """Where the host has no mseal (before 6.10) the guest can rewrite the stub's page;
+    the kernel then refuses to let the rewritten call run and kills the task."""
+    exe = build("escape", "static")
+    python = usermode_argv()[0].replace("/usermode", "/python")
+    argv = ["/bin/sh", "-c", 'exec "$@" "$$" "$PPID"', "sh", python, "-c", UNSEALED,
+            "run", "--root", "/", "--cwd", tmp_path, "--", exe, tmp_path]
+    res = run(argv, cwd=tmp_path)
+    assert_no_traceback(res)
+    lines = res.stdout.decode(errors="replace").splitlines()
+    found = [line for line in lines if line.startswith("rewrite the stub's code: ")]
+    assert found == ["rewrite the stub's code: refused (killed by signal 9)"], lines

@@ -16,7 +16,8 @@
  * process_vm_readv/writev against the kernel and against pid 1, reading the
  * kernel's memory and command line through /proc/<kernel pid>/, host file
  * descriptors 3..63 (fcntl, fstat, read, mmap), and clone(CLONE_UNTRACED)
- * whose child then checks whether it can see the host.
+ * whose child then checks whether it can see the host, and rewriting the stub page
+ * through which the kernel injects calls.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -301,6 +302,29 @@ static void a_clone_untraced(void) {
         report("confined", "the child stayed in the guest");
 }
 
+/* usermode injects calls into a stopped guest task through the stub's `syscall; int3`
+ * page. Rewrite that page so the next injected call runs a call of our choosing (kill of
+ * the kernel's host pid, which the filter traps and only an injected call would be let
+ * through), then make the kernel inject (mmap of a file). Sealed, the page refuses to
+ * become writable; otherwise the kernel must kill us rather than run it. */
+static const char *self_path;
+static void a_stub_rewrite(void) {
+    unsigned char *page = (unsigned char *)0x3FF000001000UL;
+    if (mprotect(page, 4096, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) {
+        report("refused", "mprotect of the stub page -1 %s", ename(errno));
+        return;
+    }
+    unsigned char code[] = {0x48, 0xc7, 0xc0, SYS_kill, 0, 0, 0,   /* mov rax, SYS_kill */
+                            0x48, 0xbf, 0, 0, 0, 0, 0, 0, 0, 0,   /* movabs rdi, kpid */
+                            0x31, 0xf6, 0x0f, 0x05, 0xcc};        /* xor esi,esi; syscall; int3 */
+    memcpy(code + 9, &kpid, 8);
+    memcpy(page, code, sizeof code);
+    int fd = open(self_path, O_RDONLY);
+    void *m = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0);
+    report("ESCAPED", "the kernel ran the rewritten stub and went on (mmap %s)",
+           m == MAP_FAILED ? ename(errno) : "ok");
+}
+
 struct attempt {
     const char *name;
     void (*fn)(void);
@@ -326,6 +350,7 @@ static const struct attempt attempts[] = {
     {"/proc/<kernel>/mem", a_proc_mem},
     {"/proc/<kernel>/cmdline", a_proc_cmdline},
     {"clone(CLONE_UNTRACED)", a_clone_untraced},
+    {"rewrite the stub's code", a_stub_rewrite},
 };
 
 int main(int argc, char **argv) {
@@ -334,6 +359,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: escape SCRATCH_DIR KERNEL_HOST_PID OTHER_HOST_PID\n");
         return 2;
     }
+    self_path = argv[0];
     kpid = atol(argv[2]);
     hpid = atol(argv[3]);
     ppid0 = getppid();

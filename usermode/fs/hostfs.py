@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from usermode.fs.file import O_ACCMODE, O_APPEND, O_RDONLY, O_RDWR, O_WRONLY, SEEK_END
 from usermode.fs.files import InodeFile
-from usermode.fs.inode import FileSystem, Inode, Path
+from usermode.fs.inode import Epoch, FileSystem, Inode, Path
 from usermode.fs.stat import S_IFDIR, S_IFMT, S_IFREG, Stat
 from usermode.host import hostfs_ops as ops
 from usermode.kernel.errors import Errno
@@ -44,6 +44,7 @@ class HostInode(Inode):
         self.nlink, self.size = s.st_nlink, s.st_size
         self.atime_ns, self.mtime_ns, self.ctime_ns = s.st_atime_ns, s.st_mtime_ns, s.st_ctime_ns
         self.blocks = s.st_blocks
+        self.read_epoch = Epoch.now
 
     def _where(self) -> tuple[int, bytes | None]:
         """(dirfd, name) naming this inode on the host; name None: the fd itself."""
@@ -56,6 +57,11 @@ class HostInode(Inode):
         return parent.fd, name
 
     def refresh(self) -> None:
+        if self.read_epoch == Epoch.now:
+            return                 # read from the host already in this system call
+        self.reread()
+
+    def reread(self) -> None:
         try:
             fd, name = self._where()
             self._apply(ops.fstat(fd) if name is None else ops.lstat_at(fd, name))
@@ -124,7 +130,7 @@ class HostInode(Inode):
             ops.chown(fd, name, -1 if uid is None else uid, -1 if gid is None else gid)
         if atime_ns is not None or mtime_ns is not None:
             ops.utimens(fd, name, atime_ns, mtime_ns)
-        self.refresh()
+        self.reread()
 
     def readlink(self) -> bytes:
         fd, name = self._where()
@@ -137,7 +143,7 @@ class HostInode(Inode):
         if name is None:
             raise Errno(errno.EISDIR)
         ops.truncate_at(fd, name, size)
-        self.refresh()
+        self.reread()
 
     def open_file(self, t: "Task", flags: int, path: Path) -> "HostFile | None":
         if self.mode & S_IFMT != S_IFREG:

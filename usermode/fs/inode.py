@@ -10,8 +10,6 @@ passes through, which are trusted for the filesystem's dir_entry_ttl.
 from __future__ import annotations
 
 import collections
-import time
-
 import errno
 import time
 import weakref
@@ -30,6 +28,13 @@ PATH_MAX = 4096
 
 def now_ns() -> int:
     return time.time_ns()
+
+
+class Epoch:
+    """Counts the system calls the kernel serves (run_handler). Attributes a filesystem
+    read from the host during the current call need not be read again in it: a second
+    read could only tell of the same moment (hostfs's lookup, then stat)."""
+    now = 0
 
 
 class Inode:
@@ -177,6 +182,7 @@ class FileSystem:
         self.recent_dirs: collections.OrderedDict[Dentry, None] = collections.OrderedDict()
 
     def keep_dir(self, d: "Dentry") -> None:
+        """Hold recently looked-up dentries (and their inodes) of a revalidated tree."""
         self.recent_dirs[d] = None
         self.recent_dirs.move_to_end(d)
         if len(self.recent_dirs) > self.KEEP_DIRS:
@@ -219,9 +225,10 @@ class Dentry:
         if d is None or d.inode is not inode:
             d = Dentry(name, self, inode)
             self.children[name] = d
-        if sb.dir_entry_ttl and inode.is_dir:
-            d.checked = time.monotonic()
-            sb.keep_dir(d)
+        if sb.dir_entry_ttl:
+            if inode.is_dir:
+                d.checked = time.monotonic()
+            sb.keep_dir(d)         # files too: their dentry and inode are reused next time
         return d
 
     def forget(self, name: bytes) -> None:

@@ -15,12 +15,12 @@ import resource
 import signal
 import struct
 from dataclasses import dataclass
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 from usermode.host import cpus
 from usermode.host import ptrace as pt
 from usermode.host import seccomp
-from usermode.host.stub import (BATCH_ENTRY, STUB_AFTER_SYSCALL, STUB_BATCH, STUB_BATCH_DONE,
+from usermode.host.stub import (BATCH_CODE, BATCH_ENTRY, STUB_AFTER_SYSCALL, STUB_BATCH, STUB_BATCH_DONE,
                                 STUB_SYSCALL)
 
 # Stop kinds
@@ -299,6 +299,8 @@ class Injector:
         self.deferred_signals: list[int] = []
         self.kernel_pid = os.getpid()  # whose fds borrow_fd and exec's batch lend
         self.refused_borrow = False    # exec's load found pidfd_getfd refused
+        # the stub's code page: exec seals it (mseal), so the guest cannot rewrite it
+        self.stub_page = (STUB_SYSCALL & ~0xFFF, 0x1000)
 
     def load_regs(self) -> "pt.Regs":
         """The task's registers now (also the starting point of the next call)."""
@@ -361,7 +363,11 @@ class Injector:
             r[reg] = val & 0xFFFFFFFFFFFFFFFF
         r[pt.RIP] = STUB_SYSCALL
         pt.setregs(tid, r)
-        self.run_until_trap(STUB_AFTER_SYSCALL + 1)
+        want = (nr, *(a & M64 for a in args))
+        self.run_until_trap(STUB_AFTER_SYSCALL + 1,
+                            lambda g: (g[pt.ORIG_RAX], g[pt.RDI], g[pt.RSI], g[pt.RDX],
+                                       g[pt.R10], g[pt.R8], g[pt.R9])[:len(want)] == want
+                            and g[pt.RIP] == STUB_AFTER_SYSCALL)
         self.regs_current = True               # the next call starts from these
         res = r[pt.RAX]
         return res - (1 << 64) if res >= (1 << 63) else res
@@ -382,7 +388,9 @@ class Injector:
         r[pt.R12] = table
         r[pt.RIP] = STUB_BATCH
         pt.setregs(tid, r)
-        self.run_until_trap(STUB_BATCH_DONE)
+        nrs = {c[0] for c in calls}
+        self.run_until_trap(STUB_BATCH_DONE,
+                            lambda g: g[pt.ORIG_RAX] in nrs and g[pt.RIP] == BATCH_SYSCALL_END)
         self.regs_current = True
         out = self.read(table, len(calls) * BATCH_ENTRY)
         if out is None:
@@ -391,15 +399,23 @@ class Injector:
                for i in range(0, len(calls) * BATCH_ENTRY, BATCH_ENTRY)]
         return [v - (1 << 64) if v >> 63 else v for v in res]
 
-    def run_until_trap(self, rip: int) -> None:
+    def run_until_trap(self, rip: int, ours: "Callable[[pt.Regs], bool]") -> None:
         """Resume the task and wait for the stub's int3 (the task stopped with rip there);
-        self.regs then hold its registers. Signals that arrive meanwhile are deferred."""
+        self.regs then hold its registers. Signals that arrive meanwhile are deferred.
+        A call the filter stops is let through only if ours(registers) says it is the
+        one we injected: the guest can rewrite the stub's page (mprotect is native), and
+        must not get a call of its choosing run natively that way."""
         tid, r = self.tid, self.regs
         pt.cont(tid, 0)
         while True:
             status = wait_one(tid)
             st = decode(status)
             if st.kind == SYSCALL:
+                pt.getregs(tid, r)
+                if not ours(r):
+                    host_kill(tid, signal.SIGKILL, True)
+                    raise InjectError(f"task {tid} subverted an injected call "
+                                      f"(syscall {r[pt.ORIG_RAX]} at {r[pt.RIP]:#x})")
                 pt.cont(tid, 0)          # our own call, traced by the filter: let it run
                 continue
             if st.kind == SIGNAL and st.value == signal.SIGTRAP:
@@ -430,6 +446,7 @@ class Call(NamedTuple):
 
 
 _ENTRY = struct.Struct("<7Q2B6x")      # BATCH_ENTRY bytes
+BATCH_SYSCALL_END = STUB_BATCH + BATCH_CODE.index(b"\x0f\x05") + 2   # rip after its syscall
 _END = (0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
 
 

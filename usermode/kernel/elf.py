@@ -134,7 +134,7 @@ class ExecPlan:
     arg_range: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
-NR_CLOSE, NR_MUNMAP, NR_PIDFD_OPEN, NR_PIDFD_GETFD = 3, 11, 434, 438
+NR_CLOSE, NR_MUNMAP, NR_PIDFD_OPEN, NR_PIDFD_GETFD, NR_MSEAL = 3, 11, 434, 438, 462
 MAP_STACK = 0x20000
 
 
@@ -314,6 +314,9 @@ def load(inj, plan: ExecPlan, host_aux: dict[int, int], table: int,
         b.add(NR_CLOSE, 0, base=pidfd)
     stack_at = b.add(NR_MMAP, 0, STACK_SIZE, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0)
+    # the stub's code can no longer be unmapped or made writable (hosts before 6.10 say
+    # ENOSYS: the injector's checks of each call it sees still hold there)
+    seal = b.add(NR_MSEAL, *inj.stub_page, 0)
     res = inj.batch(b.calls, table)
     lent = [st.getfd for st in staged if st.getfd is not None]
     if pidfd is not None and (res[pidfd] < 0 or any(res[i] < 0 for i in lent)):
@@ -327,8 +330,8 @@ def load(inj, plan: ExecPlan, host_aux: dict[int, int], table: int,
             inj.batch(undo.calls, table)
         inj.refused_borrow = True
         return load(inj, plan, host_aux, table, memfd_of, borrow=False)
-    for r in res:
-        if r < 0:
+    for i, r in enumerate(res):
+        if r < 0 and i != seal:
             raise Errno(-r)
     maps: list[Mapping] = []
     bias = finish_image(inj, staged[0], res, maps)

@@ -14,6 +14,7 @@ import traceback
 from collections import deque
 from typing import Callable
 
+from usermode.fs.inode import Epoch
 from usermode.host import platform as hp
 from usermode.host import ptrace as pt
 from usermode.host.events import Clock, EventLoop
@@ -305,6 +306,7 @@ class Kernel:
 
     def run_handler(self, t: Task, h, args: tuple[int, ...]) -> None:
         self.current = t
+        Epoch.now += 1
         try:
             res = h(t, *args)
         except Errno as e:

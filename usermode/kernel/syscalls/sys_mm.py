@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 
 from usermode.host import ptrace as pt
-from usermode.host.platform import Injector
+from usermode.host.platform import InjectError, Injector
 from usermode.host.seccomp import COMMIT_THRESHOLD
 from usermode.kernel.errors import Errno, s32
 from usermode.kernel.mm import PAGE, Mapping, page_up
@@ -220,6 +220,9 @@ def _map_regular(t: Task, f, inode, addr: int, length: int, prot: int, flags: in
     saved = pt.Regs.from_buffer_copy(t.regs.r)
     try:
         res = inj.map_host_fd(kfd, addr, length, prot, flags, off)
+    except InjectError as e:            # the task is gone, or killed for tampering
+        k.printk(f"usermode: pid {t.pid}: {e}")
+        raise Errno(errno.EFAULT) from None
     finally:
         pt.setregs(t.host_tid, saved)
         t.regs.r[:] = saved
