@@ -343,8 +343,8 @@ class Machine:
         """Boot and run (see _run_boots) with the umid directory and mconsole socket
         made before the first boot and removed at shutdown."""
         from usermode.host import cpus
-        if self.ncpus < 1:
-            raise BootError(f"ncpus={self.ncpus}: expected at least 1")
+        if not 1 <= self.ncpus <= 64:          # the affinity masks are one 64-bit word
+            raise BootError(f"ncpus={self.ncpus}: expected 1 to 64")
         self._mc = self._open_mconsole()
         before = sorted(os.sched_getaffinity(0))
         self.host_cpus = cpus.choose(self.ncpus)

@@ -74,3 +74,6 @@ def test_bad_ncpus_switch() -> None:
     p = subprocess.run([USERMODE, "ncpus=0"], capture_output=True, text=True, timeout=60,
                        stdin=subprocess.DEVNULL)
     assert p.returncode != 0 and "ncpus=0" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([USERMODE, "run", "--ncpus", "65", "--", "/bin/true"], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1 and "ncpus=65" in p.stderr and "Traceback" not in p.stderr
