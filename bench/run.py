@@ -88,8 +88,7 @@ def run_sampled(cmd: list[str], sample: bool = False, timeout: float = 1200) -> 
                 break
             except subprocess.TimeoutExpired:
                 if time.monotonic() > deadline:
-                    os.killpg(p.pid, 9)
-                    p.wait()
+                    kill_all(p, cmd)
                     break
                 if sample:
                     peak = max(peak, tree_rss_kb(p.pid))
@@ -161,6 +160,16 @@ def _seconds_until(fd: int, found, t0: float, timeout: float) -> float | None:
     return time.monotonic() - t0
 
 
+def kill_all(p: subprocess.Popen, cmd: list[str]) -> None:
+    """Kill an instance with all its host processes: UML's run in sessions of their own,
+    so beyond the process group, every process whose command line names its uml_dir."""
+    os.killpg(p.pid, 9)
+    p.wait()
+    for arg in cmd:
+        if arg.startswith("uml_dir="):
+            subprocess.run(["pkill", "-9", "-f", arg], capture_output=True)
+
+
 def time_until(cmd: list[str], marker: bytes, timeout: float = 120.0) -> float | None:
     """Seconds from starting cmd until marker appears on its stdout (then it is killed)."""
     t0 = time.monotonic()
@@ -169,8 +178,7 @@ def time_until(cmd: list[str], marker: bytes, timeout: float = 120.0) -> float |
     try:
         return _seconds_until(p.stdout.fileno(), lambda b: marker in b, t0, timeout)
     finally:
-        os.killpg(p.pid, 9)         # UML's own processes too
-        p.wait()
+        kill_all(p, cmd)
 
 
 def tree_rss_kb(pid: int) -> int:
@@ -215,8 +223,7 @@ def idle_rss(root: str) -> dict[str, float]:
                              stderr=subprocess.DEVNULL, start_new_session=True)
         time.sleep(8)
         out[who] = float(tree_rss_kb(p.pid))
-        os.killpg(p.pid, 9)
-        p.wait()
+        kill_all(p, cmd)
     return out
 
 
@@ -229,8 +236,7 @@ def time_to_prompt(cmd: list[str], timeout: float = 120.0) -> float | None:
     try:
         return _seconds_until(master, lambda b: PROMPT.search(b) is not None, t0, timeout)
     finally:
-        os.killpg(p.pid, 9)
-        p.wait()
+        kill_all(p, cmd)
         os.close(master)
 
 

@@ -1,7 +1,8 @@
-"""exec loads a program with one batch of calls run by the stub (elf.load); when the host
-will not lend the kernel's page-cache memfds (pidfd_getfd refused, e.g. under Yama), the
-batch's mappings are undone and a second batch copies the program instead. Both paths must
-run static and dynamic programs exactly as Linux does."""
+"""exec loads a program with one batch of calls run by the stub (elf.load), and ld.so's
+file mmaps run as one batch each; when the host will not lend the kernel's page-cache
+memfds (pidfd_getfd refused, e.g. under Yama), exec's mappings are undone and a second
+batch copies the program, and private file mappings become copies. Both paths must run
+static and dynamic programs exactly as Linux does."""
 from __future__ import annotations
 
 import subprocess

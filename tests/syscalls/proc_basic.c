@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -314,6 +315,25 @@ static void random_(void) {
     res("getrandom bad flags", getrandom(a, 16, 0x1000));
 }
 
+/* /proc/self/auxv: what the loader put on the stack, as getauxval sees it */
+static void auxv_(void) {
+    printf("== auxv\n");
+    unsigned long v[2 * 64];
+    int fd = open("/proc/self/auxv", O_RDONLY);
+    P("auxv opens", fd >= 0);
+    if (fd < 0) return;
+    ssize_t n = read(fd, v, sizeof v);
+    close(fd);
+    P("whole pairs", n > 0 && n % 16 == 0);
+    int pairs = (int)(n / 16), same = 1, null_last = pairs > 0 && v[2 * (pairs - 1)] == 0;
+    for (int i = 0; i < pairs - 1; i++)     /* glibc answers the HWCAPs from its own copy */
+        if (v[2 * i] != AT_HWCAP && v[2 * i] != AT_HWCAP2 && getauxval(v[2 * i]) != v[2 * i + 1])
+            same = 0;
+    P("every entry as getauxval says", same);
+    P("ends with AT_NULL", null_last);
+    printf("AT_PAGESZ %lu\n", getauxval(AT_PAGESZ));
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     ids();
@@ -323,6 +343,7 @@ int main(void) {
     limits();
     sysinfo_();
     random_();
+    auxv_();
     printf("done\n");
     return 0;
 }

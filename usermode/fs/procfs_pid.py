@@ -143,6 +143,8 @@ class PidDir(Dir):
         self.file("maps", lambda t: pt.render_maps(self.vmas(True)), private=True)
         self.file("cmdline", self.cmdline)
         self.file("environ", self.environ, 0o400, private=True)
+        self.file("auxv", lambda t: self.proc.mm.auxv if self.proc.mm is not None else b"",
+                  0o400, private=True)
         self.file("comm", self.comm, 0o644, self.set_comm)
         self.file("limits", lambda t: pt.render_limits(self.proc))
         self.file("io", lambda t: pt.render_io(self.proc), 0o400, private=True)

@@ -20,8 +20,8 @@ from typing import Callable, Iterator, NamedTuple
 from usermode.host import cpus
 from usermode.host import ptrace as pt
 from usermode.host import seccomp
-from usermode.host.stub import (BATCH_CODE, BATCH_ENTRY, STUB_AFTER_SYSCALL, STUB_BATCH, STUB_BATCH_DONE,
-                                STUB_SYSCALL)
+from usermode.host.stub import (BATCH_CODE, BATCH_ENTRY, STUB_AFTER_SYSCALL, STUB_BATCH,
+                                STUB_BATCH_DONE, STUB_DATA, STUB_SYSCALL)
 
 # Stop kinds
 SYSCALL, EXITED, SIGNALED, SIGNAL, EXEC, NEWTASK, GROUP_STOP, SYSCALL_EXIT, EVENT = range(9)
@@ -249,9 +249,12 @@ def signal_state(tid: int) -> tuple[int, int, int, int]:
 
 def host_auxv(tid: int) -> dict[int, int]:
     """The auxiliary vector the host gave a freshly exec'd stub (vDSO address, HWCAP)."""
-    try:
-        with open(f"/proc/{tid}/auxv", "rb") as f:
-            data = f.read()
+    try:                    # os-level: open() would add fstat, ioctl and lseeks per exec
+        fd = os.open(f"/proc/{tid}/auxv", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
         return {}
     out = {}
@@ -299,8 +302,10 @@ class Injector:
         self.deferred_signals: list[int] = []
         self.kernel_pid = os.getpid()  # whose fds borrow_fd and exec's batch lend
         self.refused_borrow = False    # exec's load found pidfd_getfd refused
-        # the stub's code page: exec seals it (mseal), so the guest cannot rewrite it
+        # the stub's code page: exec seals it (mseal), so the guest cannot rewrite it, and
+        # its data page, private and sealed too: no other process can ever write it
         self.stub_page = (STUB_SYSCALL & ~0xFFF, 0x1000)
+        self.stub_data = (STUB_DATA, 0x1000)
 
     def load_regs(self) -> "pt.Regs":
         """The task's registers now (also the starting point of the next call)."""
@@ -329,7 +334,7 @@ class Injector:
         pidfd_getfd, or -errno. The caller closes it (close_fd) as soon as it is mapped:
         registers carry every argument, so nothing the guest could race with is read from
         its memory, and no guest code runs while the fd exists."""
-        pidfd = self.call(434, os.getpid(), 0)                 # pidfd_open(kernel)
+        pidfd = self.call(434, self.kernel_pid, 0)             # pidfd_open(kernel)
         if pidfd < 0:
             return pidfd
         try:
@@ -340,12 +345,30 @@ class Injector:
     def close_fd(self, fd: int) -> None:
         self.call(3, fd)
 
+    def map_host_fd_at_once(self, kernel_fd: int, addr: int, length: int, prot: int,
+                            flags: int, offset: int) -> int:
+        """map_host_fd in one stop: the borrow, the mmap and the closes as one batch, its
+        table in the stub's sealed data page, run past the filter. Only for a task whose
+        address space no other task shares (the page is then written by nobody else) and
+        whose stub is sealed (its code is ours)."""
+        calls = [(434, (self.kernel_pid, 0), 0, 0),          # pidfd_open(kernel)
+                 (438, (0, kernel_fd, 0), 1, 0),               # pidfd_getfd(#0, fd)
+                 (3, (0,), 1, 0),                              # close(#0)
+                 (9, (addr, length, prot, flags, 0, offset), 0, 2),   # mmap(..., #1, ...)
+                 (3, (0,), 2, 0)]                              # close(#1)
+        with self.unfiltered():
+            res = self.batch(calls, STUB_DATA)
+        for r in res[:2]:
+            if r < 0:
+                raise BorrowRefused(-r)
+        return res[3]
+
     def map_host_fd(self, kernel_fd: int, addr: int, length: int, prot: int, flags: int,
                     offset: int) -> int:
         """mmap one of the kernel's own fds into this task (see borrow_fd)."""
         hfd = self.borrow_fd(kernel_fd)
         if hfd < 0:
-            return hfd
+            raise BorrowRefused(-hfd)
         try:
             return self.call(9, addr, length, prot, flags, hfd, offset)
         finally:
@@ -452,6 +475,11 @@ _END = (0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
 
 class InjectError(Exception):
     pass
+
+
+class BorrowRefused(Exception):
+    """The host will not lend the kernel's fds to a guest task (pidfd_open/pidfd_getfd
+    fail: Yama ptrace_scope, an old kernel); args[0] is the errno."""
 
 
 class PtracePlatform:

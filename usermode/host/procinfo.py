@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from usermode.host.stub import STUB_BASE
 
-STUB_END = STUB_BASE + 0x2000         # the stub image: one page at STUB_BASE + 0x1000
+STUB_END = STUB_BASE + 0x3000         # the stub: code at STUB_BASE + 0x1000, data page after
 
 
 class HostMap(NamedTuple):

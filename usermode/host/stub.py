@@ -16,6 +16,7 @@ STUB_BASE = 0x3FF000000000
 STUB_SYSCALL = STUB_BASE + 0x1000      # address of the `syscall` instruction
 STUB_AFTER_SYSCALL = STUB_SYSCALL + 2  # rip once the syscall has been executed
 STUB_BATCH = STUB_SYSCALL + 16        # the batch loop: r12 = its table (stub_batch.S)
+STUB_DATA = STUB_SYSCALL + 0x1000     # a private page exec maps and seals: batch tables
 # stub_batch.S assembled (`as`; tests/unit/test_stub.py checks these bytes against it)
 BATCH_CODE = bytes.fromhex(
     "4d89e5498b45004883f8ff7448498b7d08498b7510498b55184d8b55204d8b45284d8b4d30"

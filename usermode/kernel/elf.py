@@ -19,6 +19,7 @@ PT_LOAD, PT_INTERP, PT_PHDR = 1, 3, 6
 PF_X, PF_W, PF_R = 1, 2, 4
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x10, 0x20, 0x4000
+MAP_FIXED_NOREPLACE = 0x100000
 NR_MMAP = 9
 PIE_BASE = 0x555555554000
 PHDR = struct.Struct("<IIQQQQQQ")
@@ -132,6 +133,8 @@ class ExecPlan:
     egid: int = 0
     mappings: list[Mapping] = field(default_factory=list)
     arg_range: tuple[int, int, int, int] = (0, 0, 0, 0)
+    auxv: bytes = b""               # as /proc/<pid>/auxv shows it
+    stub_sealed: bool = False       # the stub's pages are sealed: batches may use its data page
 
 
 NR_CLOSE, NR_MUNMAP, NR_PIDFD_OPEN, NR_PIDFD_GETFD, NR_MSEAL = 3, 11, 434, 438, 462
@@ -284,6 +287,7 @@ def build_stack(top: int, plan: ExecPlan, auxv: list[tuple[int, int]]) -> tuple[
     ptrs.append(0)
     for k, v in aux:
         ptrs += [k, v]
+    plan.auxv = struct.pack(f"<{2 * len(aux)}Q", *ptrs[len(ptrs) - 2 * len(aux):])
     head = struct.pack(f"<{len(ptrs)}Q", *ptrs)
     blob = bytearray(top - sp)
     blob[0:len(head)] = head
@@ -315,8 +319,11 @@ def load(inj, plan: ExecPlan, host_aux: dict[int, int], table: int,
     stack_at = b.add(NR_MMAP, 0, STACK_SIZE, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0)
     # the stub's code can no longer be unmapped or made writable (hosts before 6.10 say
-    # ENOSYS: the injector's checks of each call it sees still hold there)
-    seal = b.add(NR_MSEAL, *inj.stub_page, 0)
+    # ENOSYS: the injector's checks of each call it sees still hold there), and its data
+    # page, where later batches put their tables, can be written by this process only
+    data = b.add(NR_MMAP, *inj.stub_data, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+    seals = [b.add(NR_MSEAL, *inj.stub_page, 0), b.add(NR_MSEAL, *inj.stub_data, 0)]
     res = inj.batch(b.calls, table)
     lent = [st.getfd for st in staged if st.getfd is not None]
     if pidfd is not None and (res[pidfd] < 0 or any(res[i] < 0 for i in lent)):
@@ -331,8 +338,9 @@ def load(inj, plan: ExecPlan, host_aux: dict[int, int], table: int,
         inj.refused_borrow = True
         return load(inj, plan, host_aux, table, memfd_of, borrow=False)
     for i, r in enumerate(res):
-        if r < 0 and i != seal:
+        if r < 0 and i != data and i not in seals:
             raise Errno(-r)
+    plan.stub_sealed = res[data] == inj.stub_data[0] and all(res[i] == 0 for i in seals)
     maps: list[Mapping] = []
     bias = finish_image(inj, staged[0], res, maps)
     end = max(bias + s.vaddr + s.memsz for s in main.segments)

@@ -71,6 +71,7 @@ def on_new_task(self: "Kernel", t: Task) -> None:
             mm.exe_path, mm.vdso, mm.stack_top = old.exe_path, old.vdso, old.stack_top
             mm.arg_start, mm.arg_end = old.arg_start, old.arg_end
             mm.env_start, mm.env_end = old.env_start, old.env_end
+            mm.auxv, mm.stub_sealed = old.auxv, old.stub_sealed     # seals survive fork
             mm.inherit_commit(self, old)         # the copies count against mem= again
             proc.mm = mm
         self.procs[req.pid] = proc
@@ -157,6 +158,8 @@ def on_exec(self: "Kernel", t: Task) -> None:
     mm.exe_path = plan.main.path
     mm.stack_top = sp
     mm.arg_start, mm.arg_end, mm.env_start, mm.env_end = plan.arg_range
+    mm.auxv = plan.auxv
+    mm.stub_sealed = plan.stub_sealed
     r = t.regs.r
     r[:] = inj.regs                   # as the batch left them: segment and flag registers
     for i in range(pt.R15, pt.ORIG_RAX + 1):

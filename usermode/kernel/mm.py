@@ -140,6 +140,8 @@ class MM:
         self.users = 1
         self.exe_path = ""
         self.arg_start = self.arg_end = self.env_start = self.env_end = 0
+        self.auxv = b""                  # the auxiliary vector exec put on the stack
+        self.stub_sealed = False         # exec sealed the stub's code and data pages
         self.stack_top = 0
         self.vdso = 0
         self.commit = Intervals()        # accounted ranges (mem= limit, see sys_mm.py)
