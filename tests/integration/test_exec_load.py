@@ -17,8 +17,8 @@ from usermode.host import platform
 from usermode.machine import Machine
 if sys.argv[1] == "refused":
     init = platform.Injector.__init__
-    def no_lending(self, tid):
-        init(self, tid)
+    def no_lending(self, *args):
+        init(self, *args)
         self.kernel_pid = 1 << 30          # pidfd_open: ESRCH, as a refusing host answers
     platform.Injector.__init__ = no_lending
 log = []

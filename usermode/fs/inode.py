@@ -171,22 +171,22 @@ class FileSystem:
     # Otherwise: seconds a directory found by a lookup is trusted for walks *through* it
     # (FUSE's entry_timeout); the last component of a path is always looked up again.
     dir_entry_ttl = 0.0
-    KEEP_DIRS = 1024
+    KEEP_DENTRIES = 1024
 
     def __init__(self) -> None:
         self.dev = 0
         self.root: Inode | None = None
         self.flags = 0
         self._next_ino = 1
-        # directory dentries kept alive for dir_entry_ttl (a path walk holds none of them)
-        self.recent_dirs: collections.OrderedDict[Dentry, None] = collections.OrderedDict()
+        # recently looked-up dentries kept alive (a path walk holds none of them)
+        self.recent_dentries: collections.OrderedDict[Dentry, None] = collections.OrderedDict()
 
-    def keep_dir(self, d: "Dentry") -> None:
+    def keep(self, d: "Dentry") -> None:
         """Hold recently looked-up dentries (and their inodes) of a revalidated tree."""
-        self.recent_dirs[d] = None
-        self.recent_dirs.move_to_end(d)
-        if len(self.recent_dirs) > self.KEEP_DIRS:
-            self.recent_dirs.popitem(last=False)
+        self.recent_dentries[d] = None
+        self.recent_dentries.move_to_end(d)
+        if len(self.recent_dentries) > self.KEEP_DENTRIES:
+            self.recent_dentries.popitem(last=False)
 
     def new_ino(self) -> int:
         self._next_ino += 1
@@ -228,7 +228,7 @@ class Dentry:
         if sb.dir_entry_ttl:
             if inode.is_dir:
                 d.checked = time.monotonic()
-            sb.keep_dir(d)         # files too: their dentry and inode are reused next time
+            sb.keep(d)             # files too: their dentry and inode are reused next time
         return d
 
     def forget(self, name: bytes) -> None:

@@ -45,11 +45,14 @@ class PidDir(Dir):
     # Entries are made on first use, one by one: every exec of busybox resolves
     # /proc/self/exe, and making all ~30 inodes would cost more than that lookup.
     # build() only records how to make each (self._makers); listing makes them all.
-    @property
-    def entries(self) -> dict[bytes, Inode]:
+    def _build_once(self) -> None:
         if not self._built:
             self._built = True
             self.build()
+
+    @property
+    def entries(self) -> dict[bytes, Inode]:
+        self._build_once()
         if self._makers:
             for name in list(self._makers):
                 self._make(name)
@@ -76,9 +79,7 @@ class PidDir(Dir):
 
     def lookup(self, name: bytes) -> Inode:
         self.allow(self.sb.current)
-        if not self._built:
-            self._built = True
-            self.build()
+        self._build_once()
         node = self._entries.get(name) or self._make(name)
         if node is None:
             raise Errno(errno.ENOENT)

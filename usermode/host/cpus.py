@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import os
 
+from usermode.host.procinfo import HostInfo
+
 
 def current_cpu() -> int | None:
-    """The host CPU this process last ran on (field 39 of /proc/self/stat)."""
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            data = f.read()
-        return int(data[data.rfind(b")") + 2:].split()[36])
-    except (OSError, ValueError, IndexError):
-        return None
+    """The host CPU this process last ran on ("processor", field 39 of /proc/self/stat)."""
+    fields = HostInfo().stat(os.getpid())
+    return int(fields[36]) if len(fields) > 36 else None
 
 
 def choose(ncpus: int) -> list[int]:

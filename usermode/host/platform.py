@@ -15,7 +15,7 @@ import resource
 import signal
 import struct
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator
 
 from usermode.host import cpus
 from usermode.host import ptrace as pt
@@ -295,8 +295,10 @@ class Injector:
     Signals that arrive meanwhile are returned to the caller to redeliver.
     """
 
-    def __init__(self, tid: int) -> None:
+    def __init__(self, tid: int, mem=None) -> None:
         self.tid = tid
+        if mem is not None:            # the task's memory, for batches and exec's writes
+            self.write, self.read = mem.write, mem.read
         self.regs = pt.Regs()
         self.regs_current = False     # regs hold the task's registers as they are now
         self.deferred_signals: list[int] = []
@@ -395,11 +397,13 @@ class Injector:
         res = r[pt.RAX]
         return res - (1 << 64) if res >= (1 << 63) else res
 
-    def batch(self, calls: "list[Call]", table: int) -> list[int]:
-        """Run calls in a row inside the stopped task, in one stop: the table is written
+    def batch(self, calls: "list[tuple[int, tuple[int, ...], int, int]]", table: int) -> list[int]:
+        """Run calls (nr, args, ref1, ref5) in a row inside the stopped task, in one stop:
+        a nonzero ref1/ref5 adds the result of entry ref - 1 to a1/a5 (stub_batch.S). The
+        table is written
         at `table`, which must be memory no other task can write while the loop reads it
         (exec's fresh stack), the stub's loop runs it, and the results (-errno for a
-        failure) are read back. self.write/self.read access the task's memory."""
+        failure) are read back through the task's memory (Injector(tid, mem))."""
         blob = b"".join(_ENTRY.pack(nr, *(list(a & M64 for a in args) + [0] * 6)[:6],
                                     ref1, ref5) for nr, args, ref1, ref5 in calls) + _END
         if not self.write(table, blob):
@@ -459,18 +463,9 @@ class Injector:
 M64 = 0xFFFFFFFFFFFFFFFF
 
 
-class Call(NamedTuple):
-    """One entry of a batch: nr(args), with a1 += result of entry ref1 - 1 and a5 +=
-    result of entry ref5 - 1 when those are nonzero (see stub_batch.S)."""
-    nr: int
-    args: tuple[int, ...]
-    ref1: int = 0
-    ref5: int = 0
-
-
 _ENTRY = struct.Struct("<7Q2B6x")      # BATCH_ENTRY bytes
 BATCH_SYSCALL_END = STUB_BATCH + BATCH_CODE.index(b"\x0f\x05") + 2   # rip after its syscall
-_END = (0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+_END = M64.to_bytes(8, "little")       # the table's closing nr: -1
 
 
 class InjectError(Exception):

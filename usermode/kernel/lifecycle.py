@@ -136,9 +136,7 @@ def on_exec(self: "Kernel", t: Task) -> None:
             old.close()
     mm = MM(t.host_tid)
     proc.mm = t.mm = mm
-    inj = self.platform.Injector(t.host_tid)
-    inj.write = mm.mem.write          # type: ignore[attr-defined]
-    inj.read = mm.mem.read            # type: ignore[attr-defined]
+    inj = self.platform.Injector(t.host_tid, mm.mem)
     try:
         # From the exec event stop, straight into the stub's batch loop: the table goes
         # in the stub's fresh stack, which nothing else can reach.

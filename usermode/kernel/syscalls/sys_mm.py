@@ -224,13 +224,11 @@ def _map_regular(t: Task, f, inode, addr: int, length: int, prot: int, flags: in
         st = inode.getattr()
         key = (st.dev, st.ino, st.mtime_ns, st.size)
         kfd = k.pagecache.memfd(key, st.size, lambda o, n: f.pread(t, n, o))
-    inj = Injector(t.host_tid)
     mm = t.mm
+    inj = Injector(t.host_tid, mm.mem)
     # one stop instead of five when nothing else can touch the batch table: the stub is
     # sealed and no other task shares this address space
     alone = mm.stub_sealed and mm.users == 1 and len(t.process.alive_threads()) == 1
-    if alone:
-        inj.write, inj.read = mm.mem.write, mm.mem.read     # type: ignore[attr-defined]
     saved = pt.Regs.from_buffer_copy(t.regs.r)
     try:
         if alone:
